@@ -1,0 +1,1 @@
+"""Pipeline stages as plain functions; Dagster wrappers live in `pipelines/`."""

@@ -1,0 +1,82 @@
+"""Data passed between stages: problems found in a file and the normalised workbook."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (error) or worth a look (warning) in a received file.
+
+    `cell` is an A1 reference as the clerk sees it (None for whole-file or
+    whole-sheet problems); `message` is Chinese and says what is expected.
+    """
+
+    sheet: str | None
+    cell: str | None
+    value: Any
+    message: str
+    severity: str = "error"  # error | warning
+
+    def to_json(self) -> dict:
+        return {"sheet": self.sheet, "cell": self.cell,
+                "value": display(self.value), "message": self.message}
+
+
+def display(value: Any) -> str | None:
+    """A value as text for receipts and exports (None stays None)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return None
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, (dt.datetime, pd.Timestamp)):
+        return value.strftime("%Y-%m-%d") if (value.hour, value.minute, value.second) == (0, 0, 0) \
+            else value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass
+class ParsedWorkbook:
+    """A received workbook read into typed values, every value keeping its cell.
+
+    Keys are schema names (sheet, item, column); `sheet_names` maps a schema
+    sheet name to the name actually found in the file, for messages.
+    Values are normalised: numbers as float, yes/no as bool, dates as
+    `datetime.date`, text as str; blank or unreadable cells are None.
+    """
+
+    file_name: str
+    kind: str = "unknown"                    # submission | satisfaction | unknown
+    sheet_names: dict[str, str] = field(default_factory=dict)
+    cover: dict[str, Any] = field(default_factory=dict)        # 封面 item -> value
+    cover_cells: dict[str, str] = field(default_factory=dict)  # 封面 item -> "B3"
+    items: dict[str, Any] = field(default_factory=dict)        # 年度数据 code -> value
+    item_cells: dict[str, str] = field(default_factory=dict)   # 年度数据 code -> "C5"
+    # table sheet -> frame with one column per schema column plus `_row`
+    # (the 1-based sheet row of the record); satisfaction files use the key
+    # of `Schema.satisfaction.name`.
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # table sheet -> schema column -> column letter in the file ("C")
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    # (schema sheet, A1 cell) of cells that held something unreadable: already
+    # reported, so a later "required" check must not report them again.
+    unreadable: set[tuple[str, str]] = field(default_factory=set)
+
+    def sheet_label(self, schema_sheet: str) -> str:
+        return self.sheet_names.get(schema_sheet, schema_sheet)
+
+    def cell_of(self, sheet: str, column: str, row: int) -> str:
+        return f"{self.columns[sheet][column]}{row}"
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]

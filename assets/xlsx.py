@@ -1,0 +1,89 @@
+"""Shared openpyxl helpers for every workbook people read: receipts, scores, packages.
+
+Text that came from a county is never executable: a string starting with
+=, +, - or @ is stored as a string cell with Excel's quote prefix.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+HEADER_FONT = Font(bold=True, color="FFFFFF")
+HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
+TITLE_FONT = Font(bold=True, size=14)
+THIN = Side(style="thin", color="BFBFBF")
+BORDER = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
+WRAP = Alignment(wrap_text=True, vertical="top")
+SCORE_FORMAT = "0.00"
+DATE_FORMAT = "yyyy-mm-dd"
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def set_value(cell, value: Any) -> None:
+    """Write a value so that county text can never become a formula."""
+    if isinstance(value, float) and value != value:  # NaN
+        value = None
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        cell.value = value
+        cell.data_type = "s"
+        cell.quotePrefix = True
+        return
+    cell.value = value
+    if isinstance(value, (dt.date, dt.datetime)):
+        cell.number_format = DATE_FORMAT
+
+
+def write_table(
+    ws: Worksheet,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    start_row: int = 1,
+    widths: dict[str, float] | None = None,
+    number_formats: dict[str, str] | None = None,
+    landscape: bool = True,
+) -> int:
+    """Header row + data rows, frozen header, filter, borders, print setup.
+
+    Returns the last row written.
+    """
+    for j, h in enumerate(headers, 1):
+        c = ws.cell(row=start_row, column=j, value=h)
+        c.font, c.fill, c.border = HEADER_FONT, HEADER_FILL, BORDER
+        c.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    formats = {headers.index(k) + 1: v for k, v in (number_formats or {}).items() if k in headers}
+    r = start_row
+    for r, row in enumerate(rows, start_row + 1):
+        for j, v in enumerate(row, 1):
+            c = ws.cell(row=r, column=j)
+            set_value(c, v)
+            c.border = BORDER
+            if j in formats and isinstance(v, (int, float)):
+                c.number_format = formats[j]
+    last_col = get_column_letter(max(len(headers), 1))
+    ws.freeze_panes = ws.cell(row=start_row + 1, column=1)
+    ws.auto_filter.ref = f"A{start_row}:{last_col}{max(r, start_row)}"
+    for j, h in enumerate(headers, 1):
+        letter = get_column_letter(j)
+        ws.column_dimensions[letter].width = (widths or {}).get(h, max(10, min(40, 2.2 * len(str(h)) + 4)))
+    setup_print(ws, f"A1:{last_col}{max(r, start_row)}", title_rows=f"{start_row}:{start_row}",
+                landscape=landscape)
+    return r
+
+
+def setup_print(ws: Worksheet, area: str, *, title_rows: str | None = None, landscape: bool = True) -> None:
+    ws.print_area = area
+    if title_rows:
+        ws.print_title_rows = title_rows
+    ws.page_setup.orientation = "landscape" if landscape else "portrait"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_options.horizontalCentered = True
+    ws.oddFooter.center.text = "第 &P 页，共 &N 页"

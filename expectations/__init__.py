@@ -1,0 +1,1 @@
+"""The submission workbook schema (data) and the Great Expectations suites built from it."""
