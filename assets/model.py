@@ -80,3 +80,49 @@ class ParsedWorkbook:
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
+
+
+@dataclass
+class SubmissionRecord:
+    """An accepted or rejected submission as later stages see it."""
+
+    submission_id: str          # intake record id, unique per received file
+    sha256: str
+    original_name: str
+    received_at: str            # ISO-8601, UTC
+    status: str                 # accepted | rejected
+    unit_code: str | None
+    unit_name: str | None
+    year: int | None
+    filled_on: dt.date | None   # 封面.填报日期
+    parsed: ParsedWorkbook
+    errors: int = 0
+    warnings: int = 0
+
+
+@dataclass
+class YearResults:
+    """Everything scored for one year; persisted so later years find baselines.
+
+    units       one row per unit with a counting submission: unit_code,
+                unit_name, submission_id, source_file, total (exact float),
+                provisional (bool), status (正式/暂定), grade, veto (bool),
+                eligible (bool), recommendation (可推荐示范/不予推荐/暂不推荐…),
+                rank (Int64, NA when not eligible), satisfaction (float/NA),
+                naming (示范命名情况), naming_year (Int64/NA), reasons (str)
+    categories  unit_code, category (A..J), category_name, points, score, share
+    indicators  unit_code, indicator, name, category, points, value, target,
+                score (float; NaN while 待测评), status ("", 不适用, 待测评),
+                reason, source
+    submissions every submission of the year: submission_id, unit_code,
+                unit_name, status (计分/已被替代/退回), filled_on, received_at,
+                sha256, original_name, errors, warnings
+    """
+
+    year: int
+    units: pd.DataFrame
+    categories: pd.DataFrame
+    indicators: pd.DataFrame
+    submissions: pd.DataFrame
+    generated_at: str = ""
+    indicator_version: str = ""
