@@ -1,0 +1,383 @@
+"""Intake (SPEC §7): inbox → content-addressed archive → read, check, receipt.
+
+Layout under the root folder:
+  inbox/                          the drop folder
+  archive/objects/ab/<sha256>     the exact bytes of every file ever received
+  archive/received/<id>.json      one record per received file (name, time, sha256)
+  store/processed/<id>.json       the outcome of a record; its presence means "done"
+  store/submissions/<id>.pkl      the parsed workbook, for later stages
+  receipts/<unit>/...             one receipt per received file
+
+Every step is idempotent, so a crash at any point followed by a re-run loses
+nothing and processes nothing twice: a file leaves the inbox only after its
+bytes and its record are on disk, and a record counts as processed only once
+its outcome is written, after its receipt.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import pickle
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from assets.model import ParsedWorkbook, Problem, SubmissionRecord
+from assets.reading import read_workbook
+from assets.receipts import write_receipt
+from assets.registry import Registry
+from assets.validation import validate_batch
+from expectations.schema import Schema, load_schema
+
+DONE_SUFFIX = ".done"
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Received:
+    record_id: str
+    sha256: str
+    original_name: str
+    received_at: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    record_id: str
+    status: str                # accepted | rejected | duplicate
+    kind: str                  # submission | satisfaction | unknown
+    original_name: str
+    sha256: str
+    received_at: str
+    unit_code: str | None
+    unit_name: str | None
+    year: int | None
+    errors: int
+    warnings: int
+    receipt: str               # path of the JSON receipt, relative to the root
+    filled_on: str | None = None
+    duplicate_of: str | None = None
+
+    @property
+    def partition_key(self) -> str | None:
+        if self.kind == "submission" and self.unit_code and self.year:
+            return partition_key(self.year, self.unit_code)
+        return None
+
+
+def partition_key(year: int, unit_code: str) -> str:
+    return f"{year}-{unit_code}"
+
+
+class Paths:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.inbox = self.root / "inbox"
+        self.objects = self.root / "archive" / "objects"
+        self.received = self.root / "archive" / "received"
+        self.processed = self.root / "store" / "processed"
+        self.submissions = self.root / "store" / "submissions"
+        self.results = self.root / "store" / "results"
+        self.receipts = self.root / "receipts"
+        self.exports = self.root / "exports"
+
+    def object(self, sha: str) -> Path:
+        return self.objects / sha[:2] / sha
+
+    def ensure(self) -> "Paths":
+        for p in (self.inbox, self.objects, self.received, self.processed,
+                  self.submissions, self.results, self.receipts, self.exports):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+# ---------------------------------------------------------------- inbox scan
+
+def is_ignored(name: str) -> bool:
+    """Editor lock files, hidden files and completion markers are never input."""
+    return name.startswith(("~$", ".")) or name.endswith(DONE_SUFFIX)
+
+
+def scan_inbox(inbox: Path, previous: dict[str, list[int]], *, wait_for_stable: bool = True
+               ) -> tuple[list[Path], dict[str, list[int]]]:
+    """Files ready to take, and the size/mtime seen now (the next poll's `previous`).
+
+    A file is ready when a `<name>.done` marker exists, or when its size and
+    mtime are unchanged since the previous poll.
+    """
+    ready, seen = [], {}
+    try:
+        entries = sorted(os.scandir(inbox), key=lambda e: e.name)
+    except FileNotFoundError:
+        return [], {}
+    names = {e.name for e in entries}
+    for e in entries:
+        if is_ignored(e.name) or not e.is_file(follow_symlinks=False):
+            continue
+        st = e.stat(follow_symlinks=False)
+        seen[e.name] = [st.st_size, st.st_mtime_ns]
+        if not wait_for_stable or e.name + DONE_SUFFIX in names or previous.get(e.name) == seen[e.name]:
+            ready.append(Path(e.path))
+    return ready, seen
+
+
+# ------------------------------------------------------------------- archive
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def archive_file(path: Path, paths: Paths) -> Received:
+    """Store the exact bytes by sha256, record the arrival, then remove the file from the inbox."""
+    st = path.stat()
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    sha = digest.hexdigest()
+    # The same file (name, size, mtime, bytes) seen again after a crash maps to
+    # the same record, so a retry never creates a second arrival.
+    record_id = hashlib.sha256(f"{path.name}|{st.st_size}|{st.st_mtime_ns}|{sha}".encode()).hexdigest()[:20]
+    record_path = paths.received / f"{record_id}.json"
+    obj = paths.object(sha)
+    if not obj.exists():
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        tmp = obj.with_name(f".{sha}.{os.getpid()}.tmp")
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            while chunk := src.read(CHUNK):
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        if hashlib.sha256(tmp.read_bytes()).hexdigest() != sha:  # changed while copying
+            tmp.unlink()
+            raise OSError(f"{path.name} changed while being archived")
+        os.replace(tmp, obj)
+    if record_path.exists():
+        received = Received(**json.loads(record_path.read_text(encoding="utf-8")))
+    else:
+        received = Received(record_id, sha, path.name, now_iso(), st.st_size)
+        _write_atomic(record_path, json.dumps(asdict(received), ensure_ascii=False).encode())
+    path.unlink(missing_ok=True)
+    Path(str(path) + DONE_SUFFIX).unlink(missing_ok=True)
+    return received
+
+
+def take_ready_files(paths: Paths, previous: dict[str, list[int]], *, wait_for_stable: bool = True,
+                     limit: int | None = None) -> tuple[list[Received], dict[str, list[int]], list[str]]:
+    """Archive every ready inbox file. Returns records, the new poll state and failures."""
+    ready, seen = scan_inbox(paths.inbox, previous, wait_for_stable=wait_for_stable)
+    taken, failed = [], []
+    for p in ready[:limit]:
+        try:
+            taken.append(archive_file(p, paths))
+        except OSError as exc:  # vanished or still being written: try again next poll
+            failed.append(f"{p.name}: {exc}")
+        seen.pop(p.name, None)
+    # stale markers whose file is gone
+    for marker in paths.inbox.glob("*" + DONE_SUFFIX):
+        if not marker.with_name(marker.name[: -len(DONE_SUFFIX)]).exists():
+            marker.unlink(missing_ok=True)
+    return taken, seen, failed
+
+
+def all_received(paths: Paths) -> list[Received]:
+    recs = [Received(**json.loads(p.read_text(encoding="utf-8"))) for p in paths.received.glob("*.json")]
+    return sorted(recs, key=lambda r: (r.received_at, r.record_id))
+
+
+def pending(paths: Paths) -> list[Received]:
+    done = {p.stem for p in paths.processed.glob("*.json")}
+    return [r for r in all_received(paths) if r.record_id not in done]
+
+
+def all_outcomes(paths: Paths) -> list[Outcome]:
+    outs = [Outcome(**json.loads(p.read_text(encoding="utf-8"))) for p in paths.processed.glob("*.json")]
+    return sorted(outs, key=lambda o: (o.received_at, o.record_id))
+
+
+# ---------------------------------------------------------------- processing
+
+def _unit_and_year(parsed: ParsedWorkbook, registry: Registry) -> tuple[str | None, str | None, int | None]:
+    unit = registry.by_code(parsed.cover.get("单位代码")) or registry.by_name(parsed.cover.get("单位名称"))
+    year = parsed.cover.get("报送年度")
+    year = int(year) if isinstance(year, (int, float)) and 2000 <= year <= 2100 and float(year).is_integer() else None
+    return (unit.code, unit.name, year) if unit else (None, None, year)
+
+
+def _satisfaction_unit(parsed: ParsedWorkbook, registry: Registry, schema: Schema) -> tuple[str | None, int | None]:
+    """A survey file lists many units: its receipt goes under `unknown` unless it names one."""
+    frame = parsed.tables.get(schema.satisfaction.name)
+    if frame is None or frame.empty:
+        return None, None
+    years = {int(y) for y in frame["测评年度"].dropna() if float(y).is_integer()}
+    return None, (years.pop() if len(years) == 1 else None)
+
+
+def process_pending(paths: Paths, registry: Registry, indicator_codes: set[str], *,
+                    schema: Schema | None = None,
+                    progress: Callable[[int, int], None] | None = None,
+                    batch_size: int = 500) -> list[Outcome]:
+    """Read, check and receipt every received file that has no outcome yet."""
+    schema = schema or load_schema()
+    with _exclusive(paths):
+        return _process_all(paths, registry, indicator_codes, schema, progress, batch_size)
+
+
+@contextmanager
+def _exclusive(paths: Paths):
+    """One processor at a time per root (the UI's runs and the CLI may overlap)."""
+    with open(paths.root / "store" / ".intake.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _process_all(paths, registry, indicator_codes, schema, progress, batch_size) -> list[Outcome]:
+    todo = pending(paths)
+    seen_sha = {o.sha256: o for o in all_outcomes(paths) if o.status != "duplicate"}
+    outcomes: list[Outcome] = []
+    for start in range(0, len(todo), batch_size):
+        outcomes += _process_chunk(paths, todo[start:start + batch_size], seen_sha, registry,
+                                   indicator_codes, schema)
+        if progress:
+            progress(min(start + batch_size, len(todo)), len(todo))
+    return outcomes
+
+
+def _process_chunk(paths: Paths, chunk: list[Received], seen_sha: dict[str, Outcome],
+                   registry: Registry, indicator_codes: set[str], schema: Schema) -> list[Outcome]:
+    fresh: dict[str, Received] = {}
+    copies: list[Received] = []
+    for rec in chunk:
+        if rec.sha256 in seen_sha or rec.sha256 in fresh:
+            copies.append(rec)
+        else:
+            fresh[rec.sha256] = rec
+    parsed = {r.record_id: read_workbook(paths.object(r.sha256), r.original_name, schema)
+              for r in fresh.values()}
+    report = validate_batch({k: p for k, p in parsed.items() if p.cover or p.tables},
+                            registry, indicator_codes, schema)
+    outcomes = []
+    for sha, rec in fresh.items():
+        problems = parsed[rec.record_id].problems + report.problems.get(rec.record_id, [])
+        seen_sha[sha] = _finish(paths, rec, parsed[rec.record_id], problems, registry, schema)
+        outcomes.append(seen_sha[sha])
+    return outcomes + [_finish_duplicate(paths, rec, seen_sha[rec.sha256]) for rec in copies]
+
+
+def _receipt_problems(problems: Iterable[Problem], severity: str) -> list[dict]:
+    return [p.to_json() for p in problems if p.severity == severity]
+
+
+def _finish(paths: Paths, rec: Received, parsed: ParsedWorkbook, problems: list[Problem],
+            registry: Registry, schema: Schema) -> Outcome:
+    errors = _receipt_problems(problems, "error")
+    warnings = _receipt_problems(problems, "warning")
+    status = "rejected" if errors else "accepted"
+    if parsed.kind == "satisfaction":
+        unit_code, unit_name = None, None
+        _, year = _satisfaction_unit(parsed, registry, schema)
+    else:
+        unit_code, unit_name, year = _unit_and_year(parsed, registry)
+    kind = parsed.kind if (parsed.cover or parsed.tables) else "unknown"
+    receipt = {
+        "status": status, "original_name": rec.original_name, "sha256": rec.sha256,
+        "received_at": rec.received_at, "unit_code": unit_code, "unit_name": unit_name,
+        "year": year, "kind": kind, "errors": errors, "warnings": warnings,
+    }
+    json_path, _ = write_receipt(receipt, paths.receipts)
+    filled_on = parsed.cover.get("填报日期")
+    if kind in ("submission", "satisfaction"):
+        with open(paths.submissions / f"{rec.record_id}.pkl.tmp", "wb") as fh:
+            pickle.dump(parsed, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(paths.submissions / f"{rec.record_id}.pkl.tmp", paths.submissions / f"{rec.record_id}.pkl")
+    out = Outcome(record_id=rec.record_id, status=status, kind=kind, original_name=rec.original_name,
+                  sha256=rec.sha256, received_at=rec.received_at, unit_code=unit_code,
+                  unit_name=unit_name, year=year, errors=len(errors), warnings=len(warnings),
+                  receipt=str(json_path.relative_to(paths.root)),
+                  filled_on=filled_on.isoformat() if isinstance(filled_on, dt.date) else None)
+    _write_outcome(paths, out)
+    return out
+
+
+def _finish_duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
+    receipt = {
+        "status": "duplicate", "original_name": rec.original_name, "sha256": rec.sha256,
+        "received_at": rec.received_at, "unit_code": first.unit_code, "unit_name": first.unit_name,
+        "year": first.year, "kind": first.kind, "errors": [], "warnings": [],
+        "duplicate_of": {"original_name": first.original_name, "received_at": first.received_at,
+                         "status": first.status},
+    }
+    json_path, _ = write_receipt(receipt, paths.receipts)
+    out = Outcome(record_id=rec.record_id, status="duplicate", kind=first.kind,
+                  original_name=rec.original_name, sha256=rec.sha256, received_at=rec.received_at,
+                  unit_code=first.unit_code, unit_name=first.unit_name, year=first.year,
+                  errors=0, warnings=0, receipt=str(json_path.relative_to(paths.root)),
+                  duplicate_of=first.record_id)
+    _write_outcome(paths, out)
+    return out
+
+
+def _write_outcome(paths: Paths, out: Outcome) -> None:
+    _write_atomic(paths.processed / f"{out.record_id}.json",
+                  json.dumps(asdict(out), ensure_ascii=False).encode())
+
+
+# -------------------------------------------------------------- later stages
+
+def load_parsed(paths: Paths, record_id: str) -> ParsedWorkbook:
+    with open(paths.submissions / f"{record_id}.pkl", "rb") as fh:
+        return pickle.load(fh)
+
+
+def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int) -> list[SubmissionRecord]:
+    """Every accepted or rejected submission of a year, with its parsed workbook."""
+    records = []
+    for o in outcomes:
+        if o.kind != "submission" or o.year != year or o.status == "duplicate" or not o.unit_code:
+            continue
+        records.append(SubmissionRecord(
+            submission_id=o.record_id, sha256=o.sha256, original_name=o.original_name,
+            received_at=o.received_at, status=o.status, unit_code=o.unit_code, unit_name=o.unit_name,
+            year=o.year, filled_on=dt.date.fromisoformat(o.filled_on) if o.filled_on else None,
+            parsed=load_parsed(paths, o.record_id), errors=o.errors, warnings=o.warnings))
+    return records
+
+
+def satisfaction_results(paths: Paths, outcomes: Iterable[Outcome], schema: Schema,
+                         registry: Registry) -> dict[int, dict[str, tuple[float, str]]]:
+    """year -> unit code -> (score, source cell); a later accepted survey file wins."""
+    out: dict[int, dict[str, tuple[float, str]]] = {}
+    sheet = schema.satisfaction.name
+    for o in outcomes:
+        if o.kind != "satisfaction" or o.status != "accepted":
+            continue
+        parsed = load_parsed(paths, o.record_id)
+        frame = parsed.tables.get(sheet)
+        if frame is None:
+            continue
+        for row in frame.itertuples(index=False):
+            rec = row._asdict()
+            unit = registry.by_code(rec["单位代码"])
+            if unit is None or rec["满意度得分"] is None:
+                continue
+            cell = parsed.cell_of(sheet, "满意度得分", int(rec["_row"]))
+            source = f"{o.original_name}!{parsed.sheet_label(sheet)}!{cell}"
+            out.setdefault(int(rec["测评年度"]), {})[unit.code] = (float(rec["满意度得分"]), source)
+    return out

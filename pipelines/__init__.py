@@ -1,0 +1,1 @@
+"""The Dagster code location: definitions, sensor, resources and the `fazhi` CLI."""

@@ -1,0 +1,226 @@
+"""Thin Dagster wrappers around the stages in `assets/`."""
+from __future__ import annotations
+
+import os
+import sys
+
+import dagster as dg
+import pandas as pd
+
+from assets import intake, yearly
+from assets.indicators import load_indicators
+from assets.lookback import build_lookback_packages
+from assets.registry import PROJECT_DIR
+from assets.score_workbook import write_score_workbook
+from assets.scoring import compute_year_results, load_year_results, save_year_results
+from expectations.schema import load_schema
+from pipelines.resources import FazhiSettings
+
+INDICATORS_FILE = PROJECT_DIR / "config" / "indicators.yaml"
+SUBMISSIONS = dg.DynamicPartitionsDefinition(name="submissions")
+CHECK_NAME = "great_expectations"
+
+submission = dg.AssetSpec(
+    "submission",
+    partitions_def=SUBMISSIONS,
+    group_name="intake",
+    description="县区报送：每个分区是一个单位的一个年度（年度-单位代码）。每收到该单位的一份新文件即为该分区的一次物化，"
+                "分区历史即该单位的报送文件历史；未报送的单位显示为缺失分区。",
+    kinds={"excel"},
+    owners=["team:市依法治市办"],
+)
+
+
+def _progress(done: int, total: int) -> None:
+    if os.environ.get("FAZHI_PROGRESS"):
+        print(f"\r已处理 {done}/{total} 个文件", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def _check_metadata(out: intake.Outcome, paths: intake.Paths) -> dict:
+    import json
+
+    receipt = json.loads((paths.root / out.receipt).read_text(encoding="utf-8"))
+    failing = receipt["errors"][:50]
+    return {
+        "错误数": out.errors,
+        "提示数": out.warnings,
+        "文件": out.original_name,
+        "回执": dg.MetadataValue.path(str(paths.root / out.receipt)),
+        "未通过的单元格": dg.MetadataValue.md(
+            "\n".join(f"- {e['sheet'] or ''}!{e['cell'] or ''}：{e['message']}（填写值：{e['value']}）"
+                      for e in failing) or "无"),
+    }
+
+
+@dg.asset(
+    group_name="intake",
+    description="处理收件箱中已归档、尚未处理的文件：读取全部工作表、用 Great Expectations 校验、为每个文件生成回执。",
+    kinds={"python", "great_expectations"},
+    owners=["team:市依法治市办"],
+)
+def intake_batch(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.MaterializeResult:
+    paths = fazhi.paths
+    registry = fazhi.registry()
+    system = load_indicators()
+    outcomes = intake.process_pending(paths, registry, set(system.codes), progress=_progress)
+
+    # Every registry unit gets a partition for every year seen, so missing units show.
+    years = sorted({o.year for o in outcomes if o.partition_key})
+    known = set(context.instance.get_dynamic_partitions(SUBMISSIONS.name))
+    wanted = [intake.partition_key(y, u.code) for y in years for u in registry.units]
+    new_keys = [k for k in wanted if k not in known]
+    if new_keys:
+        context.instance.add_dynamic_partitions(SUBMISSIONS.name, new_keys)
+
+    for out in outcomes:
+        key = out.partition_key
+        if key is None or out.status == "duplicate":
+            continue
+        context.log_event(dg.AssetMaterialization(
+            asset_key=submission.key, partition=key,
+            description=f"{out.unit_name} {out.year}年 报送文件 {out.original_name}",
+            metadata={"单位": f"{out.unit_code} {out.unit_name}", "状态": "已受理" if out.status == "accepted" else "已退回",
+                      "文件": out.original_name, "sha256": out.sha256, "接收时间": out.received_at,
+                      "填报日期": out.filled_on or "", "错误数": out.errors, "提示数": out.warnings}))
+        context.log_event(dg.AssetCheckEvaluation(
+            asset_key=submission.key, check_name=CHECK_NAME, passed=out.status == "accepted",
+            partition=key, blocking=True, metadata=_check_metadata(out, paths),
+            description="校验通过" if out.status == "accepted" else f"发现 {out.errors} 处错误，文件已退回"))
+
+    counts = pd.Series([o.status for o in outcomes], dtype="object").value_counts().to_dict()
+    return dg.MaterializeResult(metadata={
+        "处理文件数": len(outcomes),
+        "已受理": counts.get("accepted", 0), "已退回": counts.get("rejected", 0), "重复": counts.get("duplicate", 0),
+        "涉及年度": ", ".join(map(str, years)) or "无",
+    })
+
+
+@dg.asset(
+    deps=[intake_batch, submission],
+    group_name="scoring",
+    description="年度结果：每个单位取计分报送（填报日期最新者），按指标体系计分、定等次、判断可推荐示范并排名；满意度到达后更新。",
+    kinds={"pandas"},
+    owners=["team:市依法治市办"],
+)
+def year_results(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.MaterializeResult:
+    paths = fazhi.paths
+    registry = fazhi.registry()
+    schema = load_schema()
+    system = load_indicators()
+    outcomes = intake.all_outcomes(paths)
+    stale = yearly.stale_years(paths, outcomes, [INDICATORS_FILE, fazhi.units_path])
+    previews = []
+    for year, fp in stale.items():
+        records, satisfaction = yearly.records_and_satisfaction(paths, outcomes, year, schema, registry)
+        results = compute_year_results(year, records, satisfaction, system, registry)
+        save_year_results(results, paths.results / str(year))
+        yearly.mark_fresh(paths, year, fp)
+        previews.append(_ranking_markdown(results))
+        context.log.info(f"{year} 年结果已更新：{len(results.units)} 个单位")
+    return dg.MaterializeResult(metadata={
+        "更新年度": ", ".join(map(str, stale)) or "无变化",
+        "排名预览": dg.MetadataValue.md("\n\n".join(previews) or "无变化"),
+    })
+
+
+def _ranking_markdown(results) -> str:
+    units = results.units.sort_values(["rank", "total"], ascending=[True, False], na_position="last")
+    lines = [f"### {results.year} 年", "", "| 排名 | 单位 | 总分 | 等次 | 可推荐示范 | 状态 |", "|---|---|---|---|---|---|"]
+    for u in units.itertuples():
+        rank = "" if pd.isna(u.rank) else int(u.rank)
+        lines.append(f"| {rank} | {u.unit_name} | {u.total:.2f} | {u.grade} | {u.recommendation} | {u.status} |")
+    return "\n".join(lines)
+
+
+def _changed_years(paths: intake.Paths, stamp_name: str) -> list[tuple[int, str]]:
+    """Years whose results changed since this export was last written."""
+    changed = []
+    for d in sorted(paths.results.glob("*/" + yearly.FINGERPRINT)):
+        year, fp = int(d.parent.name), d.read_text()
+        stamp = paths.exports / str(year) / stamp_name
+        if not stamp.exists() or stamp.read_text() != fp:
+            changed.append((year, fp))
+    return changed
+
+
+@dg.asset(
+    deps=[year_results],
+    group_name="exports",
+    description="评分工作簿：exports/<年度>/海东市<年度>年法治政府建设示范创建评分.xlsx（总览、一级指标、三级明细、数据质量、说明）。",
+    kinds={"excel"},
+    owners=["team:评估专家"],
+)
+def score_workbooks(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.MaterializeResult:
+    paths = fazhi.paths
+    system = load_indicators()
+    outcomes = intake.all_outcomes(paths)
+    written = []
+    for year, fp in _changed_years(paths, ".score_workbook"):
+        results = load_year_results(paths.results / str(year))
+        out = paths.exports / str(year) / f"海东市{year}年法治政府建设示范创建评分.xlsx"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_score_workbook(results, system, out, yearly.input_files(outcomes, year))
+        (out.parent / ".score_workbook").write_text(fp)
+        written.append(str(out))
+    return dg.MaterializeResult(metadata={"写出文件": dg.MetadataValue.md("\n".join(f"- {w}" for w in written) or "无变化")})
+
+
+@dg.asset(
+    deps=[year_results],
+    group_name="lookback",
+    description="回头看检查包：对已命名示范单位，与命名年度比较、给出结论与理由、整改清单并抽取执法案卷。",
+    kinds={"excel"},
+    owners=["team:评估专家"],
+)
+def lookback_packages(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.MaterializeResult:
+    paths = fazhi.paths
+    registry = fazhi.registry()
+    schema = load_schema()
+    system = load_indicators()
+    outcomes = intake.all_outcomes(paths)
+    rows = []
+    for year, fp in _changed_years(paths, ".lookback"):
+        current = load_year_results(paths.results / str(year))
+        baselines = {int(p.name): load_year_results(p) for p in paths.results.iterdir()
+                     if p.is_dir() and p.name.isdigit() and int(p.name) < year
+                     and (p / yearly.FINGERPRINT).exists()}
+        records = {r.submission_id: r for r in yearly.records_and_satisfaction(
+            paths, outcomes, year, schema, registry)[0]}
+        index = build_lookback_packages(current, baselines, records, paths.exports / str(year) / "回头看",
+                                        system.core_categories)
+        (paths.exports / str(year) / ".lookback").write_text(fp)
+        rows.append(index)
+    index = pd.concat(rows) if rows else pd.DataFrame()
+    return dg.MaterializeResult(metadata={
+        "检查包数": len(index),
+        "检查包": dg.MetadataValue.md(index.to_markdown(index=False) if len(index) else "无"),
+    })
+
+
+@dg.asset_check(
+    asset=submission.key,
+    name=CHECK_NAME,
+    blocking=True,
+    partitions_def=SUBMISSIONS,
+    description="Great Expectations 校验（表头、类型、必填、枚举、范围、唯一性、勾稽关系、封面规则）。"
+                "收件批次为每个分区记录结果；在界面中单独执行时，重新校验该分区最近一次收到的文件。",
+)
+def great_expectations(context: dg.AssetCheckExecutionContext, fazhi: FazhiSettings) -> dg.AssetCheckResult:
+    from assets.reading import read_workbook
+    from assets.validation import validate_batch
+
+    paths = fazhi.paths
+    key = context.partition_key
+    latest = [o for o in intake.all_outcomes(paths) if o.partition_key == key and o.status != "duplicate"]
+    if not latest:
+        return dg.AssetCheckResult(passed=False, description="该单位本年度尚未报送", metadata={"分区": key})
+    out = latest[-1]
+    parsed = read_workbook(paths.object(out.sha256), out.original_name)
+    report = validate_batch({out.record_id: parsed}, fazhi.registry(), set(load_indicators().codes))
+    errors = [p for p in parsed.problems + report.problems.get(out.record_id, []) if p.severity == "error"]
+    return dg.AssetCheckResult(
+        passed=not errors,
+        description="校验通过" if not errors else f"发现 {len(errors)} 处错误",
+        metadata={"文件": out.original_name, "错误数": len(errors),
+                  "未通过的单元格": dg.MetadataValue.md(
+                      "\n".join(f"- {e.sheet}!{e.cell}：{e.message}" for e in errors[:50]) or "无")})

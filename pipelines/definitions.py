@@ -1,0 +1,30 @@
+"""The Dagster code location of the pipeline."""
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines import assets
+from pipelines.resources import FazhiSettings
+from pipelines.sensors import build_inbox_sensor
+
+PIPELINE_JOB = "fazhi_pipeline"
+
+
+def make_definitions(settings: FazhiSettings | None = None, sensor_interval: int = 2) -> dg.Definitions:
+    job = dg.define_asset_job(
+        PIPELINE_JOB,
+        selection=dg.AssetSelection.assets(assets.intake_batch, assets.year_results,
+                                           assets.score_workbooks, assets.lookback_packages),
+        description="收件 → 校验与回执 → 年度结果 → 评分工作簿与回头看检查包",
+    )
+    return dg.Definitions(
+        assets=[assets.submission, assets.intake_batch, assets.year_results,
+                assets.score_workbooks, assets.lookback_packages],
+        asset_checks=[assets.great_expectations],
+        jobs=[job],
+        sensors=[build_inbox_sensor(job, sensor_interval)],
+        resources={"fazhi": settings or FazhiSettings()},
+    )
+
+
+defs = make_definitions()
