@@ -18,7 +18,6 @@ install: $(BIN)/.installed
 run: install
 	mkdir -p "$(DAGSTER_HOME)" "$(FAZHI_ROOT)/inbox"
 	test -f "$(DAGSTER_HOME)/dagster.yaml" || cp deploy/dagster.sqlite.yaml "$(DAGSTER_HOME)/dagster.yaml"
-	$(BIN)/fazhi demo --seed-inbox "$(FAZHI_ROOT)"
 	$(BIN)/dagster dev -w workspace.yaml -h $${FAZHI_HOST:-127.0.0.1} -p $${FAZHI_PORT:-3000}
 
 test: install
