@@ -1,0 +1,458 @@
+"""回头看 (SPEC §6): re-inspection of units already named as demonstration units.
+
+For each named unit: an outcome from this year's scores (and the naming year's
+baseline when the pipeline has it), a reproducible case sample for on-site
+review, and one workbook per unit for the assessors.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Protection
+from openpyxl.utils import column_index_from_string, get_column_letter
+
+from assets.model import SubmissionRecord, YearResults, display
+from assets.xlsx import BORDER, DATE_FORMAT, SCORE_FORMAT, TITLE_FONT, WRAP, set_value, write_table
+from expectations.schema import load_schema
+
+_SCHEMA = load_schema()
+
+# Sheets and columns the SPEC §6 definitions refer to. Looking them up in the
+# schema here makes a renamed column fail at import, not in a package.
+CASES_SHEET = "执法案件台账"
+EVENTS_SHEET = "负面清单"
+EVIDENCE_SHEET = "佐证材料"
+_cases = _SCHEMA.sheets[CASES_SHEET]
+DEPARTMENT = _cases.field("执法部门").name
+MAJOR = _cases.field("是否重大执法决定").name
+REVIEWED = _cases.field("是否法制审核").name
+CLOSED_ON = _cases.field("结案日期").name
+PUBLISHED = _cases.field("是否公示").name
+APPEAL = _cases.field("复议诉讼结果").name
+CORRECTED = "纠错"
+assert CORRECTED in _cases.field(APPEAL).values
+CASE_HEADERS = list(_cases.headers)
+EVENT_HEADERS = list(_SCHEMA.sheets[EVENTS_SHEET].headers)
+_events = _SCHEMA.sheets[EVENTS_SHEET]
+EVENT_TYPE = _events.field("事件类型").name
+EVENT_DATE = _events.field("发生日期").name
+EVENT_TEXT = _events.field("事件描述").name
+VETO_TYPES = tuple(_events.extra["veto_types"])
+EVIDENCE_CODE = _SCHEMA.sheets[EVIDENCE_SHEET].field("指标编号").name
+
+NAMED = ("省级示范", "全国示范")
+REVOKE, RECTIFY, WATCH, KEEP = "建议撤销命名", "限期整改", "重点关注", "保持命名"
+PROVISIONAL_MARK = "暂定"
+RANDOM_REASON = "随机抽取（分层）"
+FLAG_REASONS = ("重大执法决定未经法制审核", "已结案未公示", "复议诉讼结果为纠错")
+SHEETS = ("概况", "指标对比", "整改清单", "案卷抽查", "佐证材料核查", "负面事件")
+INDEX_FILE = "回头看汇总.xlsx"
+PACKAGE_SUFFIX = "回头看检查包.xlsx"
+INDEX_COLUMNS = ["单位代码", "单位名称", "示范命名情况", "命名年度", "基线总分", "本年总分", "变化",
+                 "结论", "暂定", "原因", "检查包文件"]
+SAMPLE_RULE = ("抽样规则：抽取n件，n = min(50, max(10, ⌈案件总数×5%⌉))，案件不超过10件时全部抽取。"
+               "问题案件（重大执法决定未经法制审核、已结案未公示、复议诉讼结果为纠错）优先："
+               "少于n件时全部抽取，其余从无问题案件中随机抽取；达到n件时只从问题案件中随机抽取n件。"
+               "随机抽取按执法部门案件数比例分层（最大余额法分配），随机种子由单位代码、年度和报送文件"
+               "SHA-256确定，同一输入结果相同。")
+
+
+@dataclass
+class LookbackOutcome:
+    outcome: str
+    reasons: list[str] = field(default_factory=list)
+    provisional: bool = False
+    baseline_total: float | None = None
+    current_total: float = 0.0
+    change: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.outcome}（{PROVISIONAL_MARK}）" if self.provisional else self.outcome
+
+
+def _dec(x: float) -> Decimal:
+    return Decimal(repr(float(x))).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def round2(x) -> float | None:
+    """Two decimals, half up, as SPEC §4 shows scores; None for missing."""
+    return None if x is None or pd.isna(x) else float(_dec(x))
+
+
+def _t(x) -> str:
+    return str(_dec(x))
+
+
+def _unit(results: YearResults, unit_code: str) -> pd.Series | None:
+    rows = results.units[results.units["unit_code"] == unit_code]
+    return None if rows.empty else rows.iloc[0]
+
+
+def lookback_targets(current: YearResults) -> list[str]:
+    """Units whose counting submission says they were named before this year."""
+    u = current.units
+    year = pd.to_numeric(u["naming_year"], errors="coerce")
+    hit = u["naming"].isin(NAMED) & year.lt(current.year).fillna(False).astype(bool)
+    return sorted(u.loc[hit, "unit_code"].astype(str))
+
+
+def veto_events(events: pd.DataFrame | None) -> pd.DataFrame:
+    """The 负面清单 rows whose type is one of the veto types."""
+    if events is None or events.empty:
+        return pd.DataFrame(columns=[*EVENT_HEADERS, "_row"])
+    return events[events[EVENT_TYPE].isin(VETO_TYPES)]
+
+
+def assess(unit_code: str, current: YearResults, baseline: YearResults | None,
+           core_categories: list[str], *, events: pd.DataFrame | None = None,
+           min_total: float = 800, min_share: float = 0.6, max_fall: float = 50) -> LookbackOutcome:
+    """SPEC §6 outcome, first match wins; `reasons` lists every reason of that rule.
+
+    `events` is the unit's 负面清单 table, used to name the veto events.
+    """
+    unit = _unit(current, unit_code)
+    total = float(unit["total"])
+    base = _unit(baseline, unit_code) if baseline is not None else None
+    base_total = None if base is None else float(base["total"])
+    change = None if base_total is None else total - base_total
+    out = LookbackOutcome("", [], bool(unit["provisional"]), base_total, total, change)
+
+    if bool(unit["veto"]):
+        vetoes = veto_events(events)
+        out.outcome = REVOKE
+        out.reasons = [f"一票否决事件：{e[EVENT_TYPE]}（{display(e[EVENT_DATE]) or '日期不详'}）：{e[EVENT_TEXT]}"
+                       for _, e in vetoes.iterrows()] or ["存在一票否决事件（见负面事件表）"]
+        return out
+
+    cats = current.categories
+    cats = cats[(cats["unit_code"] == unit_code) & cats["category"].isin(core_categories)]
+    low = cats[cats["score"] < min_share * cats["points"]]
+    rectify = [f"总分{_t(total)}分，低于{display(float(min_total))}分"] if total < min_total else []
+    rectify += [f"{c.category}类“{c.category_name}”得分{_t(c.score)}分，低于该类分值{display(float(c.points))}分的"
+                f"{display(min_share * 100)}%（{_t(min_share * c.points)}分）" for c in low.itertuples()]
+    if rectify:
+        out.outcome, out.reasons = RECTIFY, rectify
+        return out
+
+    # Scores are exact floats; compare the fall at a fixed precision so that a
+    # fall of exactly 50 is not lost to binary rounding.
+    if change is not None and round(-change, 6) >= max_fall:
+        out.outcome = WATCH
+        out.reasons = [f"总分{_t(total)}分，较命名年度{baseline.year}年基线{_t(base_total)}分下降"
+                       f"{_t(-change)}分，达到{display(float(max_fall))}分"]
+        return out
+
+    out.outcome = KEEP
+    out.reasons = [
+        "无一票否决事件",
+        f"总分{_t(total)}分，不低于{display(float(min_total))}分",
+        f"{'、'.join(core_categories)}各类得分均不低于其分值的{display(min_share * 100)}%",
+        (f"无基线：命名年度{int(unit['naming_year'])}年的评分不在本系统中，无法判断总分降幅" if change is None
+         else f"较命名年度{baseline.year}年基线{_t(base_total)}分变化{_t(change)}分，降幅未达"
+              f"{display(float(max_fall))}分"),
+    ]
+    return out
+
+
+def sample_size(n_cases: int) -> int:
+    if n_cases <= 10:
+        return n_cases
+    return min(50, max(10, -(-n_cases // 20)))  # ceil(5%) in integers
+
+
+def _apportion(counts: np.ndarray, k: int) -> np.ndarray:
+    """Largest remainder; ties go to the larger stratum, then the first by name."""
+    total = int(counts.sum())
+    quota, remainder = np.divmod(counts.astype(np.int64) * k, total)
+    left = k - int(quota.sum())
+    order = np.lexsort((np.arange(len(counts)), -counts, -remainder))
+    quota[order[:left]] += 1
+    return quota
+
+
+def _stratified(departments: pd.Series, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Positions of k rows drawn without replacement, stratified by department."""
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    codes, _ = pd.factorize(departments.fillna("").astype(str), sort=True)
+    counts = np.bincount(codes)
+    quota = _apportion(counts, k)
+    # A random key per row; within each department the rows with the smallest
+    # keys are taken: one vectorised draw for any number of departments.
+    order = np.lexsort((rng.random(len(codes)), codes))
+    grouped = codes[order]
+    rank = np.arange(len(order)) - np.concatenate(([0], np.cumsum(counts)[:-1]))[grouped]
+    return np.sort(order[rank < quota[grouped]])
+
+
+def _flag(series: pd.Series, value) -> np.ndarray:
+    return series.eq(value).fillna(False).to_numpy(dtype=bool)
+
+
+def _span(columns: dict[str, str] | None, headers: list[str]) -> tuple[str, str]:
+    """First and last column letter of a record row as laid out in the file."""
+    letters = sorted((columns or {}).values(), key=column_index_from_string)
+    return (letters[0], letters[-1]) if letters else ("A", get_column_letter(len(headers)))
+
+
+def sample_cases(cases: pd.DataFrame, seed_key: str, *, file_name: str = "",
+                 sheet_name: str = CASES_SHEET, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """SPEC §6.4 case sample: flagged cases first, the rest a stratified random draw.
+
+    `columns` maps schema column -> letter in the file (ParsedWorkbook.columns)
+    so that 来源 spans the case row as the clerk laid it out.
+    """
+    cases = cases.sort_values("_row", kind="stable").reset_index(drop=True)
+    flags = np.column_stack([
+        _flag(cases[MAJOR], True) & _flag(cases[REVIEWED], False),
+        cases[CLOSED_ON].notna().to_numpy() & _flag(cases[PUBLISHED], False),
+        _flag(cases[APPEAL], CORRECTED),
+    ]) if len(cases) else np.zeros((0, len(FLAG_REASONS)), dtype=bool)
+    flagged = flags.any(axis=1)
+    n = sample_size(len(cases))
+    seed = int.from_bytes(hashlib.sha256(seed_key.encode("utf-8")).digest(), "big")
+    rng = np.random.Generator(np.random.PCG64(seed))
+    flagged_pos = np.flatnonzero(flagged)
+    if len(flagged_pos) >= n:
+        taken = flagged_pos[_stratified(cases[DEPARTMENT].iloc[flagged_pos], n, rng)]
+        drawn = np.empty(0, dtype=np.int64)
+    else:
+        taken = flagged_pos
+        free = np.flatnonzero(~flagged)
+        drawn = free[_stratified(cases[DEPARTMENT].iloc[free], n - len(taken), rng)]
+    picked = np.concatenate((taken, drawn))
+    sample = cases.iloc[picked].reset_index(drop=True)
+    reasons = ["；".join(r for r, hit in zip(FLAG_REASONS, row) if hit) for row in flags[taken]]
+    sample["抽取原因"] = reasons + [RANDOM_REASON] * len(drawn)
+    first, last = _span(columns, CASE_HEADERS)
+    rows = sample["_row"].astype(int).astype(str)
+    sample["来源"] = f"{file_name}!{sheet_name}!{first}" + rows + f":{last}" + rows
+    return sample
+
+
+# --- workbooks ---------------------------------------------------------------
+
+_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+def package_name(unit_name: str, unit_code: str) -> str:
+    """File name of a unit's package, safe on Windows and POSIX."""
+    name = _UNSAFE.sub("_", str(unit_name or "")).strip(" .") or str(unit_code)
+    return f"{name}{PACKAGE_SUFFIX}"
+
+
+def _title(ws, text: str) -> None:
+    ws.cell(row=1, column=1, value=text).font = TITLE_FONT
+
+
+def _comparison(unit_code: str, current: YearResults, baseline: YearResults | None) -> pd.DataFrame:
+    cur = current.indicators[current.indicators["unit_code"] == unit_code]
+    cols = ["indicator", "name", "points", "score", "status", "reason"]
+    table = cur[cols].reset_index(drop=True)
+    if baseline is None:
+        table["base"] = np.nan
+    else:
+        base = baseline.indicators[baseline.indicators["unit_code"] == unit_code]
+        table = table.merge(base[["indicator", "score"]].rename(columns={"score": "base"}),
+                            on="indicator", how="left")
+    table["change"] = table["score"] - table["base"]
+    table["fell"] = table["change"].round(6) < 0
+    return table
+
+
+SCORE_ROWS = ("基线总分", "本年总分", "变化")
+
+
+def _overview(ws, unit_row: pd.Series, outcome: LookbackOutcome, current: YearResults,
+              baseline: YearResults | None, record: SubmissionRecord) -> None:
+    _title(ws, f"{unit_row['unit_name']}{current.year}年法治政府建设示范“回头看”检查包")
+    naming_year = unit_row["naming_year"]
+    rows = [
+        ("单位代码", unit_row["unit_code"]),
+        ("单位名称", unit_row["unit_name"]),
+        ("示范命名情况", unit_row["naming"]),
+        ("命名年度", None if pd.isna(naming_year) else int(naming_year)),
+        ("检查年度", current.year),
+        ("基线年度", baseline.year if outcome.baseline_total is not None else "无基线"),
+        ("基线总分", round2(outcome.baseline_total) if outcome.baseline_total is not None else "无基线"),
+        ("本年总分", round2(outcome.current_total)),
+        ("总分状态", PROVISIONAL_MARK + "（群众满意度尚未测评）" if outcome.provisional else "正式"),
+        ("变化", round2(outcome.change) if outcome.change is not None else "无基线"),
+        ("结论", outcome.label),
+        *((f"原因{i}", r) for i, r in enumerate(outcome.reasons, 1)),
+        ("评分依据文件", record.original_name),
+        ("文件SHA-256", record.sha256),
+    ]
+    write_table(ws, ["项目", "内容"], rows, start_row=3, widths={"项目": 16, "内容": 90}, landscape=False)
+    for key, value in ws.iter_rows(min_row=4, max_col=2):
+        value.alignment = WRAP
+        if key.value in SCORE_ROWS and isinstance(value.value, float):
+            value.number_format = SCORE_FORMAT
+
+
+def _indicator_sheet(ws, table: pd.DataFrame) -> None:
+    rows = ([r.indicator, r.name, r.points, round2(r.base), round2(r.score) if r.status != "待测评" else "待测评",
+             round2(r.change), "下降" if r.fell else ""] for r in table.itertuples())
+    write_table(ws, ["指标编号", "指标名称", "分值", "基线得分", "本年得分", "变化", "下降标记"], rows,
+                widths={"指标名称": 36}, number_formats={k: SCORE_FORMAT for k in ("基线得分", "本年得分", "变化")})
+
+
+def _problem(r, base_year: int | None) -> str:
+    parts = []
+    if r.score < r.points:
+        parts.append(f"本年得分{_t(r.score)}分，满分{display(float(r.points))}分，扣{_t(r.points - r.score)}分"
+                     + (f"：{r.reason}" if isinstance(r.reason, str) and r.reason else ""))
+    if r.fell:
+        parts.append(f"较{base_year}年基线{_t(r.base)}分下降{_t(-r.change)}分")
+    return "；".join(parts) + "。请说明原因并提出整改措施。"
+
+
+FILL_IN = ("整改措施", "责任单位", "整改时限")
+
+
+def _rectification_sheet(ws, table: pd.DataFrame, base_year: int | None) -> None:
+    todo = table[(table["score"] < table["points"]) | table["fell"]]
+    headers = ["序号", "指标编号", "指标名称", "分值", "本年得分", "问题", *FILL_IN]
+    rows = ([i, r.indicator, r.name, r.points, round2(r.score), _problem(r, base_year), None, None, None]
+            for i, r in enumerate(todo.itertuples(), 1))
+    last = write_table(ws, headers, rows, widths={"指标名称": 24, "问题": 50, "整改措施": 40, "责任单位": 18,
+                                                  "整改时限": 14}, number_formats={"本年得分": SCORE_FORMAT})
+    first_fill = headers.index(FILL_IN[0]) + 1
+    for row in ws.iter_rows(min_row=2, max_row=last):
+        for c in row:
+            c.alignment = WRAP
+        for c in row[first_fill - 1:]:
+            c.protection = Protection(locked=False)
+            c.border = BORDER
+        row[-1].number_format = DATE_FORMAT
+    # Protected without a password: problem text stays intact, the three
+    # columns to fill stay editable, filters and resizing still work.
+    ws.protection.sheet = True
+    ws.protection.autoFilter = False
+    ws.protection.sort = False
+    ws.protection.formatColumns = False
+    ws.protection.formatRows = False
+
+
+def _sample_sheet(ws, sample: pd.DataFrame, n_cases: int) -> None:
+    ws.cell(row=1, column=1, value=SAMPLE_RULE).alignment = WRAP
+    n_random = int((sample["抽取原因"] == RANDOM_REASON).sum()) if len(sample) else 0
+    ws.cell(row=2, column=1, value=f"本单位报送案件{n_cases}件，应抽取{sample_size(n_cases)}件，实抽{len(sample)}件："
+                                   f"问题案件{len(sample) - n_random}件，随机抽取{n_random}件。")
+    headers = ["序号", *CASE_HEADERS, "抽取原因", "来源"]
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(headers))
+    ws.row_dimensions[1].height = 60
+    rows = ([i, *(display(v) if isinstance(v, bool) else v for v in r[CASE_HEADERS]), r["抽取原因"], r["来源"]]
+            for i, (_, r) in enumerate(sample.iterrows(), 1))
+    write_table(ws, headers, rows, start_row=4, widths={"执法部门": 18, "抽取原因": 30, "来源": 40},
+                number_formats={"罚没金额（元）": "#,##0.00"})
+
+
+def _evidence_sheet(ws, unit_code: str, current: YearResults, record: SubmissionRecord) -> None:
+    evidence = record.parsed.tables.get(EVIDENCE_SHEET)
+    have = set() if evidence is None else set(evidence[EVIDENCE_CODE].dropna().astype(str).str.strip())
+    cur = current.indicators[current.indicators["unit_code"] == unit_code]
+    missing = cur[~cur["indicator"].astype(str).isin(have)]
+    rows = ([r.indicator, r.name, r.points, "未提交佐证材料，请现场核实并补充"] for r in missing.itertuples())
+    write_table(ws, ["指标编号", "指标名称", "分值", "核查意见"], rows, widths={"指标名称": 36, "核查意见": 40})
+
+
+def _events_sheet(ws, record: SubmissionRecord) -> None:
+    events = record.parsed.tables.get(EVENTS_SHEET)
+    if events is None:
+        events = pd.DataFrame(columns=[*EVENT_HEADERS, "_row"])
+    events = events.assign(_veto=events[EVENT_TYPE].isin(VETO_TYPES)).sort_values(
+        ["_veto", "_row"], ascending=[False, True], kind="stable")
+    sheet = record.parsed.sheet_label(EVENTS_SHEET)
+    first, last = _span(record.parsed.columns.get(EVENTS_SHEET), EVENT_HEADERS)
+    rows = ([*(r[h] for h in EVENT_HEADERS), "是" if r["_veto"] else "否（非一票否决类型）",
+             f"{record.original_name}!{sheet}!{first}{int(r['_row'])}:{last}{int(r['_row'])}"]
+            for _, r in events.iterrows())
+    write_table(ws, [*EVENT_HEADERS, "一票否决", "来源"], rows, widths={"事件描述": 40, "认定文件": 24, "来源": 40})
+
+
+def write_lookback_package(out_dir: str | Path, unit_row: pd.Series, outcome: LookbackOutcome,
+                           current: YearResults, baseline: YearResults | None,
+                           record: SubmissionRecord, sample: pd.DataFrame) -> Path:
+    """One unit's 回头看检查包 in `out_dir` (exports/<年度>/回头看/)."""
+    code = str(unit_row["unit_code"])
+    table = _comparison(code, current, baseline)
+    base_year = baseline.year if outcome.baseline_total is not None else None
+    cases = record.parsed.tables.get(CASES_SHEET)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = SHEETS[0]
+    _overview(ws, unit_row, outcome, current, baseline, record)
+    _indicator_sheet(wb.create_sheet(SHEETS[1]), table)
+    _rectification_sheet(wb.create_sheet(SHEETS[2]), table, base_year)
+    _sample_sheet(wb.create_sheet(SHEETS[3]), sample, 0 if cases is None else len(cases))
+    _evidence_sheet(wb.create_sheet(SHEETS[4]), code, current, record)
+    _events_sheet(wb.create_sheet(SHEETS[5]), record)
+    path = Path(out_dir) / package_name(unit_row["unit_name"], code)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+    return path
+
+
+def write_lookback_index(path: str | Path, rows: pd.DataFrame) -> Path:
+    """回头看汇总.xlsx: one row per package of the year."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "回头看汇总"
+    write_table(ws, INDEX_COLUMNS, rows[INDEX_COLUMNS].itertuples(index=False),
+                widths={"单位名称": 20, "原因": 60, "检查包文件": 36},
+                number_formats={k: SCORE_FORMAT for k in SCORE_ROWS})
+    reasons_col = INDEX_COLUMNS.index("原因") + 1
+    for row in ws.iter_rows(min_row=2, min_col=reasons_col, max_col=reasons_col):
+        row[0].alignment = WRAP
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+    return path
+
+
+def build_lookback_packages(current: YearResults, baselines: dict[int, YearResults],
+                            records: dict[str, SubmissionRecord], out_dir: str | Path,
+                            core_categories: list[str], **thresholds) -> pd.DataFrame:
+    """Every package of the year plus the index; packages of units no longer named are removed.
+
+    `thresholds` are passed to `assess` (min_total, min_share, max_fall).
+    """
+    out_dir = Path(out_dir)
+    rows = []
+    for code in lookback_targets(current):
+        unit = _unit(current, code)
+        record = records[unit["submission_id"]]
+        parsed = record.parsed
+        baseline = baselines.get(int(unit["naming_year"]))
+        outcome = assess(code, current, baseline, core_categories,
+                         events=parsed.tables.get(EVENTS_SHEET), **thresholds)
+        cases = parsed.tables.get(CASES_SHEET)
+        if cases is None:
+            cases = pd.DataFrame(columns=[*CASE_HEADERS, "_row"])
+        sample = sample_cases(cases, f"{code}|{current.year}|{record.sha256}", file_name=record.original_name,
+                              sheet_name=parsed.sheet_label(CASES_SHEET), columns=parsed.columns.get(CASES_SHEET))
+        path = write_lookback_package(out_dir, unit, outcome, current, baseline, record, sample)
+        rows.append([code, unit["unit_name"], unit["naming"], int(unit["naming_year"]),
+                     round2(outcome.baseline_total) if outcome.baseline_total is not None else "无基线",
+                     round2(outcome.current_total),
+                     round2(outcome.change) if outcome.change is not None else "无基线",
+                     outcome.outcome, "是" if outcome.provisional else "否", "；".join(outcome.reasons), path.name])
+    index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+    keep = set(index["检查包文件"])
+    for old in out_dir.glob(f"*{PACKAGE_SUFFIX}"):
+        if old.name not in keep:
+            old.unlink()
+    if rows:
+        write_lookback_index(out_dir / INDEX_FILE, index)
+    else:
+        (out_dir / INDEX_FILE).unlink(missing_ok=True)
+    return index
