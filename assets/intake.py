@@ -230,7 +230,7 @@ def _satisfaction_unit(parsed: ParsedWorkbook, registry: Registry, schema: Schem
 def process_pending(paths: Paths, registry: Registry, indicator_codes: set[str], *,
                     schema: Schema | None = None,
                     progress: Callable[[int, int], None] | None = None,
-                    batch_size: int = 500) -> list[Outcome]:
+                    batch_size: int = int(os.environ.get("FAZHI_BATCH_SIZE", 500))) -> list[Outcome]:
     """Read, check and receipt every received file that has no outcome yet."""
     schema = schema or load_schema()
     with _exclusive(paths):
@@ -337,6 +337,20 @@ def _finish_duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
 def _write_outcome(paths: Paths, out: Outcome) -> None:
     _write_atomic(paths.processed / f"{out.record_id}.json",
                   json.dumps(asdict(out), ensure_ascii=False).encode())
+
+
+def unreported(paths: Paths) -> list[Outcome]:
+    """Outcomes not yet shown to Dagster (a run killed after processing leaves some)."""
+    log = paths.root / "store" / "reported.txt"
+    done = set(log.read_text().split()) if log.exists() else set()
+    return [o for o in all_outcomes(paths) if o.record_id not in done]
+
+
+def mark_reported(paths: Paths, outcomes: Iterable[Outcome]) -> None:
+    with open(paths.root / "store" / "reported.txt", "a") as fh:
+        fh.writelines(f"{o.record_id}\n" for o in outcomes)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 # -------------------------------------------------------------- later stages

@@ -62,7 +62,8 @@ def intake_batch(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.
     paths = fazhi.paths
     registry = fazhi.registry()
     system = load_indicators()
-    outcomes = intake.process_pending(paths, registry, set(system.codes), progress=_progress)
+    intake.process_pending(paths, registry, set(system.codes), progress=_progress)
+    outcomes = intake.unreported(paths)
 
     # Every registry unit gets a partition for every year seen, so missing units show.
     years = sorted({o.year for o in outcomes if o.partition_key})
@@ -87,6 +88,7 @@ def intake_batch(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.
             partition=key, blocking=True, metadata=_check_metadata(out, paths),
             description="校验通过" if out.status == "accepted" else f"发现 {out.errors} 处错误，文件已退回"))
 
+    intake.mark_reported(paths, outcomes)
     counts = pd.Series([o.status for o in outcomes], dtype="object").value_counts().to_dict()
     return dg.MaterializeResult(metadata={
         "处理文件数": len(outcomes),

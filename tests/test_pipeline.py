@@ -1,0 +1,100 @@
+"""The real Dagster definitions on a temporary instance: sensor tick, batch run, partitions, checks."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets import intake
+from assets.demo import submission_sheets, write_workbook
+from pipelines.definitions import PIPELINE_JOB, make_definitions
+from pipelines.resources import FazhiSettings
+
+
+@pytest.fixture
+def instance(tmp_path):
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as inst:
+        yield inst
+
+
+def _tick(defs, instance, root, cursor=None):
+    sensor = defs.get_sensor_def("inbox_sensor")
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                  resources={"fazhi": FazhiSettings(root=str(root))}, definitions=defs)
+    result = sensor.evaluate_tick(ctx)
+    return result, ctx.cursor
+
+
+def test_definitions_load_and_sensor_runs_by_default(tmp_path):
+    defs = make_definitions(FazhiSettings(root=str(tmp_path)))
+    repo = defs.get_repository_def()
+    assert PIPELINE_JOB in repo.job_names
+    sensor = defs.get_sensor_def("inbox_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    checks = list(repo.asset_checks_defs_by_key)
+    assert [c.name for c in checks] == ["great_expectations"]
+    assert next(iter(repo.asset_checks_defs_by_key[checks[0]].check_specs)).blocking
+
+
+def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path, instance):
+    root = tmp_path / "root"
+    paths = intake.Paths(root).ensure()
+    defs = make_definitions(FazhiSettings(root=str(root)))
+    good = write_workbook(submission_sheets("630202", "乐都区", 2024, cases=15, seed=1), paths.inbox / "乐都区2024.xlsx")
+    sheets = submission_sheets("630203", "平安区", 2024, cases=12, seed=2)
+    sheets["封面"][3][1] = "二〇二四"  # 报送年度 unreadable
+    write_workbook(sheets, paths.inbox / "平安区2024.xls")
+    (paths.inbox / "~$乐都区2024.xlsx").write_bytes(b"lock")
+    (paths.inbox / ".hidden.xlsx").write_bytes(b"hidden")
+
+    # First poll only records sizes: nothing is taken yet.
+    result, cursor = _tick(defs, instance, root)
+    assert not result.run_requests
+    assert good.exists()
+    # Second poll: unchanged files are archived and leave the inbox; one run is requested.
+    result, cursor = _tick(defs, instance, root, cursor)
+    assert len(result.run_requests) == 1
+    assert sorted(p.name for p in paths.inbox.iterdir()) == [".hidden.xlsx", "~$乐都区2024.xlsx"]
+    assert len(intake.pending(paths)) == 2
+
+    job = defs.get_job_def(PIPELINE_JOB)
+    run = job.execute_in_process(instance=instance)
+    assert run.success
+    outs = {o.original_name: o for o in intake.all_outcomes(paths)}
+    assert outs["乐都区2024.xlsx"].status == "accepted"
+    assert outs["平安区2024.xls"].status == "rejected"
+
+    # Every registry unit has a partition for 2024; only the two that sent files are materialised.
+    keys = instance.get_dynamic_partitions("submissions")
+    assert len(keys) == 7 and "2024-630225" in keys
+    mats = instance.fetch_materializations(dg.AssetKey("submission"), limit=100).records
+    assert sorted(m.partition_key for m in mats) == ["2024-630202"]  # rejected file has no unit-year
+    check_key = dg.AssetCheckKey(dg.AssetKey("submission"), "great_expectations")
+    execs = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=10)
+    assert len(execs) == 1 and execs[0].partition == "2024-630202"
+
+    receipt = json.loads((root / outs["平安区2024.xls"].receipt).read_text(encoding="utf-8"))
+    assert receipt["status"] == "rejected"
+    assert {"sheet": "封面", "cell": "B4", "value": "二〇二四"}.items() <= receipt["errors"][0].items()
+
+    # Nothing pending: the next tick asks for no run and the score workbook exists.
+    result, _ = _tick(defs, instance, root, cursor)
+    assert not result.run_requests
+    assert (root / "exports" / "2024" / "海东市2024年法治政府建设示范创建评分.xlsx").exists()
+
+
+def test_sensor_takes_marked_file_at_once_and_skips_while_a_run_is_active(tmp_path, instance):
+    root = tmp_path / "root"
+    paths = intake.Paths(root).ensure()
+    defs = make_definitions(FazhiSettings(root=str(root)))
+    write_workbook(submission_sheets(seed=3), paths.inbox / "a.xlsx")
+    (paths.inbox / "a.xlsx.done").write_text("")
+    result, cursor = _tick(defs, instance, root)
+    assert len(result.run_requests) == 1 and not any(paths.inbox.iterdir())
+    instance.add_run(dg.DagsterRun(job_name=PIPELINE_JOB, run_id="x" * 8 + "-0000-0000-0000-000000000000",
+                                   status=dg.DagsterRunStatus.STARTED))
+    result, _ = _tick(defs, instance, root, cursor)
+    assert not result.run_requests
