@@ -130,7 +130,9 @@ def test_satisfaction_category_is_not_core():
 
 @pytest.mark.parametrize("base_total, expected", [(900.3, "重点关注"), (900.29, "保持命名")])
 def test_fall_of_exactly_50_is_watched_and_49_99_is_not(base_total, expected):
-    cur = results(2024, [unit("630202", total=850.3)])
+    # A total is a sum of scores: 850 + 0.1 + 0.2 is 850.3000000000001 in binary,
+    # so 900.3 minus it is 49.9999999999999 although the fall is exactly 50.
+    cur = results(2024, [unit("630202", total=850 + 0.1 + 0.2)])
     base = results(2022, [unit("630202", total=base_total)])
     out = lb.assess("630202", cur, base, CORE)
     assert out.outcome == expected
