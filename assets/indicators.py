@@ -94,7 +94,11 @@ class IndicatorSystem:
         return next(name for name, low in self.grades if total >= Fraction(str(low)))
 
     @property
-    def description_rows(self) -> list[tuple[str, str, str, float, str]]:
+    def core_categories(self) -> list[str]:
+        """Categories each held to the minimum share (A–I by default)."""
+        return list(self.recommendation.categories)
+
+    def instruction_rows(self) -> list[tuple[str, str, str, float, str]]:
         """(编号, 一级指标, 三级指标, 分值, 计分规则) for the 说明 sheet and the template."""
         return [(i.code, self.category(i.category).name, i.name, i.points, i.description)
                 for i in self.indicators]

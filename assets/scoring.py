@@ -1,0 +1,360 @@
+"""Scoring (SPEC §4): rule kinds, per-submission scores, year results and their persistence.
+
+Scores are computed exactly with Fraction; floats leave this module only as
+values of the result frames, and rounding (half up, two decimals) happens only
+where a score is shown.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from functools import reduce
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from assets.indicators import ITEMS_SHEET, Indicator, IndicatorSystem, condition_text, resolve_date
+from assets.model import SubmissionRecord, YearResults, display
+from assets.registry import Registry
+from expectations.schema import load_schema
+
+NOT_APPLICABLE, PENDING = "不适用", "待测评"
+COUNTING, SUPERSEDED, RETURNED = "计分", "已被替代", "退回"
+FINAL, PROVISIONAL = "正式", "暂定"
+RECOMMENDED, REFUSED = "可推荐示范", "不予推荐"
+EVENTS_SHEET = "负面清单"
+EVENT_TYPE = "事件类型"
+NAMING, NAMING_YEAR = "示范命名情况", "命名年度"
+
+INDICATOR_COLUMNS = ["unit_code", "indicator", "name", "category", "points", "value", "target",
+                     "score", "status", "reason", "source"]
+UNIT_COLUMNS = ["unit_code", "unit_name", "submission_id", "source_file", "total", "provisional",
+                "status", "grade", "veto", "eligible", "recommendation", "rank", "satisfaction",
+                "naming", "naming_year", "reasons"]
+CATEGORY_COLUMNS = ["unit_code", "category", "category_name", "points", "score", "share"]
+SUBMISSION_COLUMNS = ["submission_id", "unit_code", "unit_name", "status", "filled_on", "received_at",
+                      "sha256", "original_name", "errors", "warnings", "problems"]
+MAX_PROBLEMS_SHOWN = 20
+
+
+def exact(x: Any) -> Fraction:
+    """A read value as the decimal the clerk typed (0.1 stays 1/10, not the binary float)."""
+    return Fraction(repr(float(x))) if isinstance(x, float) else Fraction(x)
+
+
+def round_score(x: Any) -> float | None:
+    """Two decimals, half up, for display and writing; None for a missing score."""
+    if x is None or pd.isna(x):
+        return None
+    d = Decimal(x.numerator) / Decimal(x.denominator) if isinstance(x, Fraction) else Decimal(repr(float(x)))
+    return float(d.quantize(Decimal("0.01"), ROUND_HALF_UP))
+
+
+def _pct(rate: Fraction) -> str:
+    return f"{round_score(rate):.2f}%"
+
+
+# --- rows of a table sheet -------------------------------------------------
+
+def row_mask(frame: pd.DataFrame, cond: dict) -> pd.Series:
+    """Which rows meet a config condition; a row lacking what it needs does not."""
+    if "all_of" in cond:
+        return reduce(lambda a, b: a & b, (row_mask(frame, c) for c in cond["all_of"]))
+    if "all" in cond:
+        return pd.Series(True, index=frame.index)
+    if "column" in cond:
+        return frame[cond["column"]].eq(cond["equals"]).fillna(False).astype(bool)
+    if "any_value" in cond:
+        return frame[cond["any_value"]].notna()
+    if "column_in" in cond:
+        return frame[cond["column_in"]].isin(cond["values"])
+    days = (pd.to_datetime(frame[cond["to"]], errors="coerce")
+            - pd.to_datetime(frame[cond["days_from"]], errors="coerce")).dt.days
+    return days.le(cond["at_most"]).fillna(False).astype(bool)
+
+
+# --- one indicator ---------------------------------------------------------
+
+class _Context:
+    """What the rules of one submission read."""
+
+    def __init__(self, record: SubmissionRecord, satisfaction: float | None, satisfaction_source: str | None):
+        self.parsed = record.parsed
+        self.year = record.year
+        self.file = record.original_name
+        self.satisfaction = satisfaction
+        self.satisfaction_source = satisfaction_source or ""
+        self.items_fields = {f.name: f for f in load_schema().sheets[ITEMS_SHEET].fields}
+
+    def item(self, code: str) -> Any:
+        return self.parsed.items.get(code)
+
+    def source(self, codes: tuple[str, ...]) -> str:
+        cells = ",".join(self.parsed.item_cells.get(c, c) for c in codes)
+        return f"{self.file}!{self.parsed.sheet_label(ITEMS_SHEET)}!{cells}"
+
+    def rate(self, codes: tuple[str, ...]) -> tuple[Fraction | None, str]:
+        """(rate in %, display text); the rate is None when its denominator is 0."""
+        if len(codes) == 1:
+            v = exact(self.item(codes[0]) or 0)
+            return v, f"{display(float(v))}%"
+        num, den = (exact(self.item(c) or 0) for c in codes)
+        text = f"{display(float(num))}/{display(float(den))}"
+        if den == 0:
+            return None, text
+        rate = num / den * 100
+        return rate, f"{text} ({_pct(rate)})"
+
+
+def _score(ind: Indicator, ctx: _Context) -> dict:
+    """One indicator's row: value, target, exact score, status, reason, source."""
+    P = exact(ind.points)
+    row = {"status": "", "reason": ""}
+    if ind.rule == "coverage":
+        frame = ctx.parsed.tables.get(ind.sheet)
+        among = row_mask(frame, ind.among) if frame is not None else pd.Series(dtype=bool)
+        den = int(among.sum())
+        num = int((among & row_mask(frame, ind.condition)).sum()) if den else 0
+        row["source"] = f"{ctx.file}!{ctx.parsed.sheet_label(ind.sheet)}!{den}行"
+        row["target"] = "100%"
+        if den == 0:
+            return {**row, "value": NOT_APPLICABLE, "exact": P, "status": NOT_APPLICABLE}
+        rate = Fraction(num, den) * 100
+        row["value"] = f"{num}/{den} ({_pct(rate)})"
+        row["exact"] = P * min(1, rate / 100)
+        if num < den:
+            scope = "全部记录" if "all" in ind.among else f"{condition_text(ind.among)}的记录"
+            row["reason"] = f"{scope}共{den}行，其中{den - num}行不满足：{condition_text(ind.condition)}"
+        return row
+
+    if ind.rule == "satisfaction":
+        row["target"] = "满分100"
+        if ctx.satisfaction is None:
+            return {**row, "value": PENDING, "exact": None, "status": PENDING, "source": ""}
+        s = exact(ctx.satisfaction)
+        row.update(value=f"{display(float(s))}分", exact=P * s / 100, source=ctx.satisfaction_source)
+        if s < 100:
+            row["reason"] = f"群众满意度测评得分{display(float(s))}分"
+        return row
+
+    field = ctx.items_fields[ind.items[0]]
+    row["source"] = ctx.source(ind.items + ind.other)
+    label = f"{field.label}（{ind.items[0]}）" if not ind.is_ratio else "比率"
+    if ind.rule == "count":
+        v, T = exact(ctx.item(ind.items[0]) or 0), exact(ind.target)
+        row.update(value=f"{display(float(v))}{field.unit}", target=f"≥{display(float(T))}{field.unit}",
+                   exact=P * min(1, v / T))
+        if v < T:
+            row["reason"] = f"{label}为{row['value']}，未达到{display(float(T))}{field.unit}，按比例计分"
+        return row
+    if ind.rule == "flag":
+        yes = ctx.item(ind.items[0]) is True
+        row.update(value="是" if yes else "否", target="是", exact=P if yes else Fraction(0))
+        if not yes:
+            row["reason"] = f"{label}为“否”"
+        return row
+    if ind.rule == "on_or_before":
+        given, deadline = ctx.item(ind.items[0]), resolve_date(ind.date, ctx.year)
+        ok = given is not None and given <= deadline
+        row.update(value=display(given) or (field.blank_means or "未填"), target=f"不晚于{deadline.isoformat()}",
+                   exact=P if ok else Fraction(0))
+        if given is None:
+            row["reason"] = f"{label}未填（{field.blank_means or '未填'}）"
+        elif not ok:
+            row["reason"] = f"{label}{display(given)}晚于{deadline.isoformat()}"
+        return row
+
+    rate, row["value"] = ctx.rate(ind.items)
+    if ind.rule == "greater_than":
+        other, other_text = ctx.rate(ind.other)
+        row["target"] = f">{other_text}"
+        if rate is None or other is None:
+            return {**row, "exact": P, "status": NOT_APPLICABLE}
+        row["exact"] = P if rate > other else Fraction(0)
+        if rate <= other:
+            row["reason"] = f"{label}{_pct(rate)}未高于{other_text}"
+        return row
+    T = exact(ind.target)
+    if ind.rule == "rate_at_least":
+        row["target"] = f"≥{display(float(T))}%"
+        if rate is None:
+            return {**row, "exact": P, "status": NOT_APPLICABLE}
+        row["exact"] = P * min(1, rate / T)
+        if rate < T:
+            row["reason"] = f"{label}{_pct(rate)}，低于{display(float(T))}%，按比例计分"
+        return row
+    # rate_below
+    row["target"] = f"<{display(float(T))}%"
+    if rate is None:
+        return {**row, "exact": P, "status": NOT_APPLICABLE}
+    row["exact"] = P if rate < T else Fraction(0) if rate >= 2 * T else P * (2 * T - rate) / T
+    if rate > T:
+        row["reason"] = (f"{label}{_pct(rate)}，未低于{display(float(T))}%"
+                         f"（达到{display(float(2 * T))}%不得分，其间按比例计分）")
+    return row
+
+
+def _score_rows(record: SubmissionRecord, system: IndicatorSystem, satisfaction: float | None,
+                satisfaction_source: str | None) -> list[dict]:
+    ctx = _Context(record, satisfaction, satisfaction_source)
+    return [{"unit_code": record.unit_code, "indicator": i.code, "name": i.name, "category": i.category,
+             "points": i.points, **_score(i, ctx)} for i in system.indicators]
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    out = pd.DataFrame([{**r, "score": float("nan") if r["exact"] is None else float(r["exact"])}
+                        for r in rows], columns=INDICATOR_COLUMNS)
+    out["points"] = out["points"].astype(float)
+    out["score"] = out["score"].astype(float)
+    return out
+
+
+def score_submission(record: SubmissionRecord, system: IndicatorSystem, satisfaction: float | None,
+                     satisfaction_source: str | None) -> pd.DataFrame:
+    """One row per indicator (columns INDICATOR_COLUMNS); score NaN while 待测评."""
+    return _frame(_score_rows(record, system, satisfaction, satisfaction_source))
+
+
+# --- a year ----------------------------------------------------------------
+
+def counting_submissions(records: list[SubmissionRecord]) -> dict[str, SubmissionRecord]:
+    """unit code -> the accepted submission that counts: latest 填报日期, then latest received."""
+    best: dict[str, SubmissionRecord] = {}
+    for r in records:
+        if r.status != "accepted" or not r.unit_code:
+            continue
+        key = (r.filled_on or dt.date.min, r.received_at)
+        cur = best.get(r.unit_code)
+        if cur is None or key > (cur.filled_on or dt.date.min, cur.received_at):
+            best[r.unit_code] = r
+    return best
+
+
+def _veto_types(record: SubmissionRecord) -> list[str]:
+    veto = set(load_schema().sheets[EVENTS_SHEET].extra["veto_types"])
+    events = record.parsed.tables.get(EVENTS_SHEET)
+    if events is None or events.empty:
+        return []
+    return list(dict.fromkeys(t for t in events[EVENT_TYPE] if t in veto))
+
+
+def _problems_text(record: SubmissionRecord) -> str:
+    shown = [f"{p.sheet or ''}!{p.cell or ''}：{p.message}" if p.sheet else p.message
+             for p in record.parsed.problems[:MAX_PROBLEMS_SHOWN]]
+    more = len(record.parsed.problems) - MAX_PROBLEMS_SHOWN
+    return "\n".join(shown + ([f"……另有{more}条"] if more > 0 else []))
+
+
+def compute_year_results(year: int, records: list[SubmissionRecord],
+                         satisfaction: dict[str, tuple[float, str]], system: IndicatorSystem,
+                         registry: Registry) -> YearResults:
+    """Score each unit's counting submission; grade, recommend and rank (SPEC §4)."""
+    counting = counting_submissions(records)
+    rec = system.recommendation
+    units, categories, indicators = [], [], []
+    for code in sorted(counting):
+        r = counting[code]
+        sat, sat_source = satisfaction.get(code, (None, None))
+        rows = _score_rows(r, system, sat, sat_source)
+        indicators.append(_frame(rows))
+        cat_scores: dict[str, Fraction | None] = {}
+        for c in system.categories:
+            scores = [x["exact"] for x in rows if x["category"] == c.code]
+            cat_scores[c.code] = None if any(s is None for s in scores) else sum(scores, Fraction(0))
+            s = cat_scores[c.code]
+            categories.append({"unit_code": code, "category": c.code, "category_name": c.name,
+                               "points": float(c.points), "score": float("nan") if s is None else float(s),
+                               "share": float("nan") if s is None else float(s / exact(c.points))})
+        total = sum((x["exact"] for x in rows if x["exact"] is not None), Fraction(0))
+        vetoes = _veto_types(r)
+        reasons = [f"一票否决：{t}" for t in vetoes] if rec.no_veto else []
+        if total < exact(rec.min_total):
+            reasons.append(f"总分未达{display(float(rec.min_total))}")
+        for c in rec.categories:
+            s = cat_scores[c]
+            if s is not None and s * 100 < exact(rec.min_category_share) * exact(system.category(c).points):
+                reasons.append(f"类别{c}低于{display(float(rec.min_category_share))}%")
+        if rec.satisfaction_measured and sat is None:
+            reasons.append("满意度待测评")
+        veto = bool(vetoes) and rec.no_veto
+        unit = registry.by_code(code)
+        naming_year = r.parsed.cover.get(NAMING_YEAR)
+        units.append({
+            "unit_code": code, "unit_name": unit.name if unit else r.unit_name,
+            "submission_id": r.submission_id, "source_file": r.original_name,
+            "total": float(total), "provisional": sat is None, "status": PROVISIONAL if sat is None else FINAL,
+            "grade": system.grade(total), "veto": veto, "eligible": not reasons,
+            "recommendation": RECOMMENDED if not reasons else REFUSED if veto else "；".join(reasons),
+            "rank": pd.NA, "satisfaction": float("nan") if sat is None else float(sat),
+            "naming": r.parsed.cover.get(NAMING) or "", "reasons": "；".join(reasons),
+            "naming_year": pd.NA if naming_year is None else int(naming_year),
+            "_key": (-total, *(-(cat_scores[c] or 0) for c in rec.tie_break), code),
+        })
+    for rank, u in enumerate(sorted((u for u in units if u["eligible"]), key=lambda u: u["_key"]), 1):
+        u["rank"] = rank
+    units_frame = pd.DataFrame([{k: v for k, v in u.items() if k != "_key"} for u in units],
+                               columns=UNIT_COLUMNS)
+    units_frame = units_frame.astype({"rank": "Int64", "naming_year": "Int64", "total": float,
+                                      "satisfaction": float, "provisional": bool, "veto": bool,
+                                      "eligible": bool})
+    return YearResults(
+        year=year,
+        units=units_frame,
+        categories=pd.DataFrame(categories, columns=CATEGORY_COLUMNS),
+        indicators=(pd.concat(indicators, ignore_index=True) if indicators
+                    else pd.DataFrame(columns=INDICATOR_COLUMNS)),
+        submissions=_submissions(records, counting, registry),
+        generated_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        indicator_version=system.version,
+    )
+
+
+def _submissions(records: list[SubmissionRecord], counting: dict[str, SubmissionRecord],
+                 registry: Registry) -> pd.DataFrame:
+    counted = {r.submission_id for r in counting.values()}
+    rows = []
+    for r in sorted(records, key=lambda r: r.received_at):
+        unit = registry.by_code(r.unit_code)
+        rows.append({
+            "submission_id": r.submission_id, "unit_code": r.unit_code,
+            "unit_name": unit.name if unit else r.unit_name,
+            "status": RETURNED if r.status != "accepted" else COUNTING if r.submission_id in counted else SUPERSEDED,
+            "filled_on": r.filled_on, "received_at": r.received_at, "sha256": r.sha256,
+            "original_name": r.original_name, "errors": r.errors, "warnings": r.warnings,
+            "problems": _problems_text(r)})
+    return pd.DataFrame(rows, columns=SUBMISSION_COLUMNS).astype({"errors": int, "warnings": int})
+
+
+# --- persistence -----------------------------------------------------------
+
+_FRAMES = ("units", "categories", "indicators", "submissions")
+_META = "results.json"
+
+
+def save_year_results(results: YearResults, directory: str | Path) -> None:
+    """One Parquet file per frame plus results.json, written last so a half-written set is never read."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in _FRAMES:
+        tmp = directory / f".{name}.parquet.tmp"
+        getattr(results, name).to_parquet(tmp, index=False)
+        tmp.replace(directory / f"{name}.parquet")
+    meta = {"year": results.year, "generated_at": results.generated_at,
+            "indicator_version": results.indicator_version}
+    tmp = directory / f".{_META}.tmp"
+    tmp.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(directory / _META)
+
+
+def load_year_results(directory: str | Path) -> YearResults | None:
+    """The results saved in `directory`, or None when there are none."""
+    directory = Path(directory)
+    if not (directory / _META).exists():
+        return None
+    meta = json.loads((directory / _META).read_text(encoding="utf-8"))
+    frames = {name: pd.read_parquet(directory / f"{name}.parquet") for name in _FRAMES}
+    return YearResults(year=int(meta["year"]), generated_at=meta["generated_at"],
+                       indicator_version=meta["indicator_version"], **frames)
