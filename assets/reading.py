@@ -1,0 +1,531 @@
+"""Read a received workbook into typed values, each keeping its cell (SPEC §3).
+
+Values come from python-calamine. Number formats, which calamine drops, are
+read only for the small sheets that hold percent items. Only type problems are
+reported here; required cells, enums, ranges and cross-field rules are the
+validation suites' job, so blanks stay None and enum text stays text.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import unicodedata
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import python_calamine as pc
+from defusedxml.ElementTree import iterparse
+from openpyxl.utils import get_column_letter
+from openpyxl.utils.cell import coordinate_to_tuple
+
+from assets.model import ParsedWorkbook, Problem, display
+from assets.safety import inspect_container, whole_file
+from expectations.schema import Field, Schema, Sheet, load_schema
+
+log = logging.getLogger(__name__)
+
+HEADER_SEARCH_ROWS = 10
+NUMERIC_TYPES = {"integer", "count", "amount", "percent", "number"}
+WHOLE_TYPES = {"integer", "count"}
+YESNO = {"是": True, "否": False, "Y": True, "N": False, "YES": True, "NO": False,
+         "√": True, "×": False, "✓": True, "✗": False, "✔": True, "✘": False,
+         "TRUE": True, "FALSE": False, "1": True, "0": False}
+EXCEL_EPOCH = dt.date(1899, 12, 30)
+MAX_SERIAL = 2958465  # 9999-12-31
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
+_DATE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(\s+\d{1,2}:\d{2}(:\d{2})?)?")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def read_workbook(path: Path, file_name: str, schema: Schema | None = None,
+                  kind: str | None = None) -> ParsedWorkbook:
+    """Never raises for a bad file: whatever is wrong becomes a Problem."""
+    schema = schema or load_schema()
+    if kind is None:
+        kind = "satisfaction" if schema.satisfaction.extra["name_marker"] in file_name else "submission"
+    problem = inspect_container(Path(path), file_name, schema.limits, schema.file_types)
+    if problem:
+        return ParsedWorkbook(file_name=file_name, kind=kind, problems=[problem])
+    parsed = ParsedWorkbook(file_name=file_name, kind=kind)
+    try:
+        with _Reader(Path(path), file_name, schema, parsed) as reader:
+            reader.read()
+    except pc.PasswordError:
+        return ParsedWorkbook(file_name=file_name, kind=kind, problems=[whole_file("encrypted")])
+    except Exception:  # a parser choking on hostile bytes is the file's fault, not ours
+        log.warning("cannot parse %s", file_name, exc_info=True)
+        return ParsedWorkbook(file_name=file_name, kind=kind, problems=[whole_file("corrupt")])
+    return parsed
+
+
+# --- values ----------------------------------------------------------------
+
+def _key(text: Any) -> str:
+    """Header / item key: width-folded, no white space at all, upper case."""
+    return _WHITESPACE.sub("", unicodedata.normalize("NFKC", str(text))).upper()
+
+
+def _number_text(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).replace("\u2212", "-").strip()
+    return text.replace(",", "") if _THOUSANDS.fullmatch(text) else text
+
+
+def convert(raw: Any, field: Field, percent_cell: bool = False) -> tuple[Any, bool]:
+    """(value, readable) for one cell under the field's type; blank is (None, True)."""
+    if raw is None or raw == "" or (isinstance(raw, str) and not raw.strip()):
+        return None, True
+    kind = field.type
+    if kind in NUMERIC_TYPES:
+        value = _to_number(raw, kind == "percent")
+        if value is None:
+            return None, False
+        if percent_cell and kind == "percent" and not isinstance(raw, str):
+            value = round(value * 100, 10)  # 0.958 shown as 95.8% means 95.8
+        if kind in WHOLE_TYPES and not value.is_integer():
+            return None, False
+        return value, True
+    if kind == "yesno":
+        if isinstance(raw, bool):
+            return raw, True
+        if isinstance(raw, (int, float)):
+            return (bool(raw), True) if raw in (0, 1) else (None, False)
+        if isinstance(raw, str):
+            value = YESNO.get(_key(raw))
+            return value, value is not None
+        return None, False
+    if kind == "date":
+        value = _to_date(raw)
+        return value, value is not None
+    if kind == "code":
+        return _key_text(raw), True
+    return (raw.strip() if isinstance(raw, str) else display(raw)), True
+
+
+def _key_text(raw: Any) -> str:
+    text = raw if isinstance(raw, str) else display(raw)
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def _to_number(raw: Any, percent: bool) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, (int, float)):
+        return float(raw)
+    if not isinstance(raw, str):
+        return None
+    text = _number_text(raw)
+    if percent and text.endswith("%"):
+        text = text[:-1].strip()
+    return float(text) if _NUMBER.fullmatch(text) else None
+
+
+def _to_date(raw: Any) -> dt.date | None:
+    if isinstance(raw, dt.datetime):
+        return raw.date()
+    if isinstance(raw, dt.date):
+        return raw
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, str):
+        text = unicodedata.normalize("NFKC", raw).strip()
+        m = _DATE.fullmatch(text)
+        if m:
+            try:
+                return dt.date(int(m[1]), int(m[2]), int(m[3]))
+            except ValueError:
+                return None
+        raw = float(text) if _NUMBER.fullmatch(text) else None
+    if isinstance(raw, (int, float)) and 1 <= raw <= MAX_SERIAL:
+        return EXCEL_EPOCH + dt.timedelta(days=int(raw))
+    return None
+
+
+def convert_column(values: np.ndarray, field: Field, percent: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised `convert` of one column: (values as object array, unreadable mask).
+
+    Whole columns of the expected Python type take a fast path; otherwise each
+    distinct value is converted once.
+    """
+    n = len(values)
+    blank = values == ""
+    types = set(map(type, values[~blank]))
+    kind = field.type
+    out: np.ndarray | None = None
+    if not types:
+        return np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
+    if types == {str} and kind in ("text", "enum"):
+        out = np.array([v.strip() or None for v in values], dtype=object)
+    elif types <= {float, int} and kind in NUMERIC_TYPES and (percent is None or not percent.any()):
+        numbers = np.where(blank, np.nan, values).astype(float)
+        bad = (np.mod(numbers, 1) != 0) & ~blank if kind in WHOLE_TYPES else np.zeros(n, dtype=bool)
+        out = np.where(blank | bad, None, numbers).astype(object)
+        return out, bad
+    elif types == {dt.date} and kind == "date":
+        out = np.where(blank, None, values)
+    if out is not None:
+        return out, np.zeros(n, dtype=bool)
+    if bool in types and kind != "yesno":
+        # True == 1 for hashing: keep booleans apart from numbers before factorising.
+        values = np.array([str(v).upper() if isinstance(v, bool) else v for v in values], dtype=object)
+    codes, uniques = pd.factorize(values)
+    pairs = [convert(u, field) for u in uniques]
+    out = np.array([p[0] for p in pairs] + [None], dtype=object)[codes]
+    bad = np.array([not p[1] for p in pairs] + [False], dtype=bool)[codes]
+    if percent is not None:
+        for i in np.flatnonzero(percent):
+            out[i], ok = convert(values[i], field, percent_cell=True)
+            bad[i] = not ok
+    return out, bad
+
+
+# --- the workbook ----------------------------------------------------------
+
+@dataclass
+class _Grid:
+    """A sheet's used range; `top`/`left` are its 0-based offsets in the sheet."""
+
+    name: str
+    rows: list[list]
+    top: int
+    left: int
+
+    def a1(self, r: int, c: int) -> str:
+        return f"{get_column_letter(self.left + c + 1)}{self.top + r + 1}"
+
+
+class _Reader:
+    def __init__(self, path: Path, file_name: str, schema: Schema, parsed: ParsedWorkbook):
+        self.path, self.schema, self.parsed = path, schema, parsed
+        self.fmt = Path(file_name).suffix.lower().lstrip(".")
+        self.book = pc.CalamineWorkbook.from_path(str(path))
+        self.formats = _Formats(path, self.fmt)
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.book.close()
+        self.formats.close()
+
+    def read(self) -> None:
+        names = self.book.sheet_names
+        if self.parsed.kind == "satisfaction":
+            sheet = self.schema.satisfaction
+            actual = next((n for n in names if self.book.get_sheet_by_name(n).height), None)
+            if actual is None:
+                self._error(None, None, None, "文件中没有任何数据。请填写满意度测评结果后重新报送。")
+                return
+            self._read_sheet(sheet, actual)
+            return
+        for name in names:
+            if name not in self.schema.sheets:
+                self._warn(name, None, None, f"工作表“{name}”不在模板中，已忽略")
+        for sheet in self.schema.sheets.values():
+            if sheet.name in names:
+                self._read_sheet(sheet, sheet.name)
+            else:
+                self._error(sheet.name, None, None, f"缺少工作表“{sheet.name}”。请使用模板{self.schema.template_version}"
+                            "版，不要删除或重命名工作表。")
+
+    def _read_sheet(self, sheet: Sheet, actual: str) -> None:
+        self.parsed.sheet_names[sheet.name] = actual
+        calamine_sheet = self.book.get_sheet_by_name(actual)
+        limit = self.schema.limits["max_rows_per_sheet"]
+        if calamine_sheet.height > limit:
+            self._error(actual, None, calamine_sheet.height,
+                        f"工作表“{actual}”有{calamine_sheet.height}行，超过上限{limit}行。"
+                        "请删除多余的空行或无关数据后重新报送。")
+            return
+        top, left = calamine_sheet.start or (0, 0)
+        grid = _Grid(actual, calamine_sheet.to_python(), top, left)
+        percent = (self.formats.percent_cells(actual)
+                   if any(f.type == "percent" for f in sheet.fields) and not sheet.size_driver else set())
+        if sheet.layout == "table":
+            self._read_table(sheet, grid, percent)
+        else:
+            self._read_keyed(sheet, grid, percent)
+        for ref in self.formats.formulas_without_value(actual):
+            self._error(actual, ref, None, "该单元格是公式，但文件中没有保存计算结果。请在Excel/WPS中打开文件、"
+                        "确认公式已计算后保存（或把公式改为数值）再报送。")
+            self.parsed.unreadable.add((sheet.name, ref))
+
+    def _header(self, grid: _Grid, wanted: tuple[str, ...]) -> tuple[int, dict[str, int]]:
+        """The row (among the first few) holding most expected headers, and their columns."""
+        keys = {_key(h): h for h in wanted}
+        best_row, best = 0, {}
+        for r, row in enumerate(grid.rows[:HEADER_SEARCH_ROWS]):
+            found: dict[str, int] = {}
+            for c, v in enumerate(row):
+                h = keys.get(_key(v)) if isinstance(v, str) else None
+                if h and h not in found:
+                    found[h] = c
+            if len(found) > len(best):
+                best_row, best = r, found
+        for h in wanted:
+            if h not in best:
+                self._error(grid.name, None, None, f"工作表“{grid.name}”缺少表头“{h}”。请使用模板中的表头，"
+                            "不要修改、删除表头或插入合并单元格。")
+        return best_row, best
+
+    def _read_keyed(self, sheet: Sheet, grid: _Grid, percent: set[tuple[int, int]]) -> None:
+        """封面 and 年度数据: one row per item, found by its key (项目 / 编号)."""
+        header, cols = self._header(grid, (sheet.key_header, sheet.value_header))
+        if len(cols) < 2:
+            return
+        is_cover = sheet.layout == "keyvalue"
+        values, cells = (self.parsed.cover, self.parsed.cover_cells) if is_cover else \
+            (self.parsed.items, self.parsed.item_cells)
+        fields = {_key(f.name): f for f in sheet.fields}
+        kc, vc = cols[sheet.key_header], cols[sheet.value_header]
+        for r in range(header + 1, len(grid.rows)):
+            row = grid.rows[r]
+            if row[kc] == "":
+                continue
+            f = fields.get(_key(display(row[kc])))
+            if f is None:
+                if not is_cover:
+                    self._warn(grid.name, grid.a1(r, kc), row[kc], f"编号“{display(row[kc])}”不在模板中，该行已忽略")
+                continue
+            if f.name in cells:
+                self._error(grid.name, grid.a1(r, kc), row[kc], f"“{f.name}”重复出现（另见{cells[f.name]}）。"
+                            "请只保留一行。")
+                continue
+            cell = grid.a1(r, vc)
+            cells[f.name] = cell
+            value, ok = convert(row[vc], f, (grid.top + r, grid.left + vc) in percent)
+            values[f.name] = value
+            if not ok:
+                self._unreadable(sheet, grid, cell, row[vc], f)
+        for f in sheet.fields:
+            if f.name not in cells:
+                what = "项目" if is_cover else "数据项"
+                label = f.name if is_cover else f"{f.name}（{f.label}）"
+                self._error(grid.name, None, None, f"工作表“{grid.name}”缺少{what}“{label}”所在的行。"
+                            "请使用模板，不要删除行。")
+
+    def _read_table(self, sheet: Sheet, grid: _Grid, percent: set[tuple[int, int]]) -> None:
+        header, cols = self._header(grid, sheet.headers)
+        key = sheet.name
+        self.parsed.columns[key] = {h: get_column_letter(grid.left + c + 1) for h, c in cols.items()}
+        body = grid.rows[header + 1:]
+        if body:
+            cells = np.empty((len(body), len(body[0])), dtype=object)
+            cells[:] = body
+            keep = (cells != "").any(axis=1)
+            cells = cells[keep]
+            rows = grid.top + header + 2 + np.flatnonzero(keep)
+        else:
+            width = len(grid.rows[0]) if grid.rows else 0
+            cells, rows = np.empty((0, width), dtype=object), np.empty(0, dtype=int)
+        frame: dict[str, Any] = {}
+        for f in sheet.fields:
+            c = cols.get(f.name)
+            if c is None:
+                frame[f.name] = np.full(len(rows), None, dtype=object)
+                continue
+            pct = None
+            if percent:
+                pct = np.array([(r - 1, grid.left + c) in percent for r in rows], dtype=bool)
+            out, bad = convert_column(cells[:, c], f, pct)
+            if f.default is not None:
+                out[(out == None) & ~bad] = f.default  # noqa: E711 (element-wise)
+            for i in np.flatnonzero(bad):
+                self._unreadable(sheet, grid, f"{get_column_letter(grid.left + c + 1)}{rows[i]}", cells[i, c], f)
+            frame[f.name] = _typed(out, f)
+        frame["_row"] = rows.astype("int64")
+        self.parsed.tables[key] = pd.DataFrame(frame)
+
+    def _unreadable(self, sheet: Sheet, grid: _Grid, cell: str, raw: Any, f: Field) -> None:
+        label = f"{f.name}（{f.label}）" if f.label else f.name
+        self._error(grid.name, cell, raw, f"无法识别“{display(raw)}”：{label}应填写{f.expectation()}。")
+        self.parsed.unreadable.add((sheet.name, cell))
+
+    def _error(self, sheet, cell, value, message) -> None:
+        self.parsed.problems.append(Problem(sheet, cell, value, message))
+
+    def _warn(self, sheet, cell, value, message) -> None:
+        self.parsed.problems.append(Problem(sheet, cell, value, message, severity="warning"))
+
+
+def _typed(values: np.ndarray, f: Field) -> pd.Series:
+    if f.type in NUMERIC_TYPES:
+        return pd.Series(values, dtype="float64")
+    if f.type in ("yesno", "date"):
+        return pd.Series(values, dtype=object)
+    return pd.Series(values, dtype="str")
+
+
+# --- what calamine does not tell: number formats and formulas -------------
+
+class _Formats:
+    """Percent-formatted cells and formulas without a cached value, per sheet.
+
+    Coordinates are 0-based (row, column) in the sheet; formula cells are A1.
+    """
+
+    def __init__(self, path: Path, fmt: str):
+        self.path, self.fmt = path, fmt
+        self._xlsx: _XlsxParts | None = None
+
+    @property
+    def xlsx(self) -> _XlsxParts:
+        if self._xlsx is None:
+            self._xlsx = _XlsxParts(self.path)
+        return self._xlsx
+
+    def close(self) -> None:
+        if self._xlsx is not None:
+            self._xlsx.zip.close()
+
+    def percent_cells(self, sheet: str) -> set[tuple[int, int]]:
+        if self.fmt in ("xlsx", "xlsm"):
+            return self.xlsx.percent_cells(sheet)
+        if self.fmt == "xls":
+            return _xls_percent_cells(self.path, sheet)
+        if self.fmt == "ods":
+            return _ods_percent_cells(self.path, sheet)
+        return set()
+
+    def formulas_without_value(self, sheet: str) -> list[str]:
+        return self.xlsx.formulas_without_value(sheet) if self.fmt in ("xlsx", "xlsm") else []
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+class _XlsxParts:
+    """Just enough of the OOXML package: sheet paths and percent styles.
+
+    openpyxl would parse the shared strings of the whole case table first; this
+    reads styles.xml and the one sheet only.
+    """
+
+    _FORMULA = re.compile(rb"<(\w+:)?f[\s>/]")
+    _PERCENT_BUILTIN = {9, 10}
+
+    def __init__(self, path: Path):
+        self.zip = zipfile.ZipFile(path)
+        names = set(self.zip.namelist())
+        rels = {}
+        for _, el in iterparse(self.zip.open("xl/_rels/workbook.xml.rels")):
+            if _local(el.tag) == "Relationship":
+                target = el.get("Target", "")
+                rels[el.get("Id")] = target.lstrip("/") if target.startswith("/") else "xl/" + target
+        self.sheets = {}
+        for _, el in iterparse(self.zip.open("xl/workbook.xml")):
+            if _local(el.tag) == "sheet":
+                rid = next((v for k, v in el.attrib.items() if _local(k) == "id"), None)
+                self.sheets[el.get("name")] = rels.get(rid)
+        self._percent_styles: set[str] | None = None
+        self._names = names
+
+    @property
+    def percent_styles(self) -> set[str]:
+        if self._percent_styles is None:
+            formats: dict[int, str] = {}
+            xfs: list[int] = []
+            if "xl/styles.xml" in self._names:
+                in_xfs = False
+                for event, el in iterparse(self.zip.open("xl/styles.xml"), events=("start", "end")):
+                    tag = _local(el.tag)
+                    if tag == "cellXfs":
+                        in_xfs = event == "start"
+                    elif event == "end" and tag == "numFmt":
+                        formats[int(el.get("numFmtId"))] = el.get("formatCode", "")
+                    elif event == "start" and tag == "xf" and in_xfs:
+                        xfs.append(int(el.get("numFmtId", 0)))
+            self._percent_styles = {str(i) for i, fid in enumerate(xfs)
+                                    if fid in self._PERCENT_BUILTIN or "%" in formats.get(fid, "")}
+        return self._percent_styles
+
+    def _cells(self, sheet: str):
+        """(A1, element) for every <c> of the sheet."""
+        part = self.sheets.get(sheet)
+        if part is None or part not in self._names:
+            return
+        for _, el in iterparse(self.zip.open(part)):
+            if _local(el.tag) == "c":
+                yield el.get("r"), el
+                el.clear()
+
+    def percent_cells(self, sheet: str) -> set[tuple[int, int]]:
+        styles = self.percent_styles
+        if not styles:
+            return set()
+        out = set()
+        for ref, el in self._cells(sheet):
+            if ref and el.get("s") in styles:
+                r, c = coordinate_to_tuple(ref)
+                out.add((r - 1, c - 1))
+        return out
+
+    def formulas_without_value(self, sheet: str) -> list[str]:
+        part = self.sheets.get(sheet)
+        if part is None or part not in self._names:
+            return []
+        with self.zip.open(part) as fh:
+            if not self._FORMULA.search(fh.read()):
+                return []
+        out = []
+        for ref, el in self._cells(sheet):
+            children = {_local(ch.tag): ch for ch in el}
+            if "f" in children and not (children.get("v") is not None and children["v"].text):
+                out.append(ref)
+        return out
+
+
+def _xls_percent_cells(path: Path, sheet: str) -> set[tuple[int, int]]:
+    import xlrd
+
+    book = xlrd.open_workbook(str(path), formatting_info=True, on_demand=True)
+    try:
+        ws = book.sheet_by_name(sheet)
+        percent_xfs = {i for i, xf in enumerate(book.xf_list)
+                       if "%" in getattr(book.format_map.get(xf.format_key), "format_str", "")}
+        return {(r, c) for r in range(ws.nrows) for c in range(ws.ncols)
+                if ws.cell_type(r, c) == xlrd.XL_CELL_NUMBER and ws.cell_xf_index(r, c) in percent_xfs}
+    finally:
+        book.release_resources()
+
+
+def _ods_percent_cells(path: Path, sheet: str) -> set[tuple[int, int]]:
+    out: set[tuple[int, int]] = set()
+    with zipfile.ZipFile(path) as z, z.open("content.xml") as fh:
+        in_table, r, c, row_cells, rows_rep = False, 0, 0, [], 1
+        for event, el in iterparse(fh, events=("start", "end")):
+            tag = _local(el.tag)
+            if tag == "table":
+                if event == "start":
+                    in_table = _attr(el, "name") == sheet
+                elif in_table:
+                    break
+                continue
+            if not in_table:
+                if event == "end" and tag == "table-row":
+                    el.clear()
+                continue
+            if tag == "table-row":
+                if event == "start":
+                    c, row_cells, rows_rep = 0, [], int(_attr(el, "number-rows-repeated") or 1)
+                else:
+                    out.update((r + k, col) for k in range(rows_rep) for col in row_cells)
+                    r += rows_rep
+                    el.clear()
+            elif tag in ("table-cell", "covered-table-cell") and event == "start":
+                repeat = int(_attr(el, "number-columns-repeated") or 1)
+                if _attr(el, "value-type") == "percentage":
+                    row_cells.extend(range(c, c + repeat))
+                c += repeat
+    return out
+
+
+def _attr(el, name: str) -> str | None:
+    return next((v for k, v in el.attrib.items() if _local(k) == name), None)
