@@ -340,7 +340,7 @@ class _Reader:
                 self._unreadable(sheet, grid, f"{get_column_letter(grid.left + c + 1)}{rows[i]}", cells[i, c], f)
             frame[f.name] = _typed(out, f)
         frame["_row"] = rows.astype("int64")
-        self.parsed.tables[key] = pd.DataFrame(frame)
+        self.parsed.tables[key] = pd.DataFrame(frame, copy=False)
 
     def _unreadable(self, sheet: Sheet, grid: _Grid, cell: str, raw: Any, f: Field) -> None:
         label = f"{f.name}（{f.label}）" if f.label else f.name
@@ -354,12 +354,11 @@ class _Reader:
         self.parsed.problems.append(Problem(sheet, cell, value, message, severity="warning"))
 
 
-def _typed(values: np.ndarray, f: Field) -> pd.Series:
+def _typed(values: np.ndarray, f: Field) -> np.ndarray:
+    """Numbers as float64 (NaN when blank); everything else stays Python objects."""
     if f.type in NUMERIC_TYPES:
-        return pd.Series(values, dtype="float64")
-    if f.type in ("yesno", "date"):
-        return pd.Series(values, dtype=object)
-    return pd.Series(values, dtype="str")
+        return np.where(values == None, np.nan, values).astype("float64")  # noqa: E711
+    return values
 
 
 # --- what calamine does not tell: number formats and formulas -------------
@@ -408,8 +407,14 @@ class _XlsxParts:
     reads styles.xml and the one sheet only.
     """
 
-    _FORMULA = re.compile(rb"<(\w+:)?f[\s>/]")
+    _FORMULA_TAGS = (b"<f>", b"<f ", b"<x:f>", b"<x:f ")
     _PERCENT_BUILTIN = {9, 10}
+    _CELL_TAG = re.compile(rb"<(?:\w+:)?c\s([^>]*)>")
+    _STYLE = re.compile(rb'\bs="(\d+)"')
+    _REF = re.compile(rb'\br="([A-Z]+\d+)"')
+    _NUM_FMT = re.compile(rb'<(?:\w+:)?numFmt\s[^>]*?numFmtId="(\d+)"[^>]*?formatCode="([^"]*)"')
+    _CELL_XFS = re.compile(rb"<(?:\w+:)?cellXfs\b[^>]*>(.*?)</(?:\w+:)?cellXfs>", re.S)
+    _XF = re.compile(rb'<(?:\w+:)?xf\b(?:[^>]*?\bnumFmtId="(\d+)")?[^>]*>')
 
     def __init__(self, path: Path):
         self.zip = zipfile.ZipFile(path)
@@ -429,21 +434,14 @@ class _XlsxParts:
 
     @property
     def percent_styles(self) -> set[str]:
+        """Indexes (as in a cell's s="...") of the cell styles showing numbers as percent."""
         if self._percent_styles is None:
-            formats: dict[int, str] = {}
-            xfs: list[int] = []
-            if "xl/styles.xml" in self._names:
-                in_xfs = False
-                for event, el in iterparse(self.zip.open("xl/styles.xml"), events=("start", "end")):
-                    tag = _local(el.tag)
-                    if tag == "cellXfs":
-                        in_xfs = event == "start"
-                    elif event == "end" and tag == "numFmt":
-                        formats[int(el.get("numFmtId"))] = el.get("formatCode", "")
-                    elif event == "start" and tag == "xf" and in_xfs:
-                        xfs.append(int(el.get("numFmtId", 0)))
-            self._percent_styles = {str(i) for i, fid in enumerate(xfs)
-                                    if fid in self._PERCENT_BUILTIN or "%" in formats.get(fid, "")}
+            xml = self.zip.read("xl/styles.xml") if "xl/styles.xml" in self._names else b""
+            formats = {int(i): code for i, code in self._NUM_FMT.findall(xml)}
+            xfs = self._CELL_XFS.search(xml)
+            ids = [int(m[1] or 0) for m in self._XF.finditer(xfs[1])] if xfs else []
+            self._percent_styles = {str(i) for i, fid in enumerate(ids)
+                                    if fid in self._PERCENT_BUILTIN or b"%" in formats.get(fid, b"")}
         return self._percent_styles
 
     def _cells(self, sheet: str):
@@ -458,12 +456,15 @@ class _XlsxParts:
 
     def percent_cells(self, sheet: str) -> set[tuple[int, int]]:
         styles = self.percent_styles
-        if not styles:
+        part = self.sheets.get(sheet)
+        if not styles or part not in self._names:
             return set()
+        # A regex over the start tags is much faster than an XML parse of the sheet.
         out = set()
-        for ref, el in self._cells(sheet):
-            if ref and el.get("s") in styles:
-                r, c = coordinate_to_tuple(ref)
+        for attrs in self._CELL_TAG.findall(self.zip.read(part)):
+            style, ref = self._STYLE.search(attrs), self._REF.search(attrs)
+            if style and ref and style[1].decode() in styles:
+                r, c = coordinate_to_tuple(ref[1].decode())
                 out.add((r - 1, c - 1))
         return out
 
@@ -472,7 +473,8 @@ class _XlsxParts:
         if part is None or part not in self._names:
             return []
         with self.zip.open(part) as fh:
-            if not self._FORMULA.search(fh.read()):
+            xml = fh.read()
+            if not any(tag in xml for tag in self._FORMULA_TAGS):
                 return []
         out = []
         for ref, el in self._cells(sheet):
