@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path
 
 from assets.model import Problem
+from expectations.schema import load_schema
 
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
@@ -43,9 +44,10 @@ def whole_file(kind: str, **fmt) -> Problem:
 
 
 def inspect_container(path: Path, file_name: str, limits: dict,
-                      file_types: tuple[str, ...] = tuple(CONTAINERS)) -> Problem | None:
+                      file_types: tuple[str, ...] | None = None) -> Problem | None:
     """The one reason a file must not be parsed, or None when it looks safe."""
     path = Path(path)
+    file_types = file_types or load_schema().file_types
     ext = Path(file_name).suffix.lower().lstrip(".")
     if ext not in file_types or ext not in CONTAINERS:
         accepted = "、".join("." + t for t in file_types)
