@@ -132,9 +132,6 @@ def _details(wb: Workbook, results: YearResults, units: pd.DataFrame) -> None:
     if rows:
         ws.conditional_formatting.add(f"A2:L{last}", FormulaRule(formula=["AND(ISNUMBER($H2),$H2<$G2)"],
                                                                  fill=DEDUCTION_FILL))
-    for row in ws.iter_rows(min_row=2, min_col=9, max_col=10):
-        for c in row:
-            c.alignment = WRAP
 
 
 def _quality(wb: Workbook, results: YearResults) -> None:

@@ -14,6 +14,7 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from assets.indicators import ITEMS_SHEET, Indicator, IndicatorSystem, condition_text, resolve_date
@@ -76,13 +77,46 @@ def row_mask(frame: pd.DataFrame, cond: dict) -> pd.Series:
     return days.le(cond["at_most"]).fillna(False).astype(bool)
 
 
+def _columns(cond: dict) -> list[str]:
+    if "all_of" in cond:
+        return [c for sub in cond["all_of"] for c in _columns(sub)]
+    return [cond[k] for k in ("column", "any_value", "column_in", "days_from", "to") if k in cond]
+
+
+def coverage_counts(records: list[SubmissionRecord], system: IndicatorSystem) -> list[dict[str, tuple[int, int]]]:
+    """Per record: coverage indicator -> (rows meeting the condition, qualifying rows).
+
+    One vectorised pass per sheet over the rows of all records together: pandas
+    costs per call, not per row, so thousands of small tables are cheap this way.
+    """
+    out: list[dict[str, tuple[int, int]]] = [{} for _ in records]
+    rules = [i for i in system.indicators if i.rule == "coverage"]
+    for sheet in dict.fromkeys(i.sheet for i in rules):
+        mine = [i for i in rules if i.sheet == sheet]
+        cols = list(dict.fromkeys(c for i in mine for c in _columns(i.condition) + _columns(i.among)))
+        tables = [r.parsed.tables.get(sheet) for r in records]
+        parts = [pd.DataFrame(columns=cols) if t is None else t.reindex(columns=cols) for t in tables]
+        rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+        owner = np.repeat(np.arange(len(records)), [len(p) for p in parts])
+        for ind in mine:
+            among = row_mask(rows, ind.among).to_numpy(dtype=bool)
+            meets = among & row_mask(rows, ind.condition).to_numpy(dtype=bool)
+            den = np.bincount(owner, weights=among, minlength=len(records))
+            num = np.bincount(owner, weights=meets, minlength=len(records))
+            for k in range(len(records)):
+                out[k][ind.code] = (int(num[k]), int(den[k]))
+    return out
+
+
 # --- one indicator ---------------------------------------------------------
 
 class _Context:
     """What the rules of one submission read."""
 
-    def __init__(self, record: SubmissionRecord, satisfaction: float | None, satisfaction_source: str | None):
+    def __init__(self, record: SubmissionRecord, coverage: dict[str, tuple[int, int]],
+                 satisfaction: float | None, satisfaction_source: str | None):
         self.parsed = record.parsed
+        self.coverage = coverage
         self.year = record.year
         self.file = record.original_name
         self.satisfaction = satisfaction
@@ -114,10 +148,7 @@ def _score(ind: Indicator, ctx: _Context) -> dict:
     P = exact(ind.points)
     row = {"status": "", "reason": ""}
     if ind.rule == "coverage":
-        frame = ctx.parsed.tables.get(ind.sheet)
-        among = row_mask(frame, ind.among) if frame is not None else pd.Series(dtype=bool)
-        den = int(among.sum())
-        num = int((among & row_mask(frame, ind.condition)).sum()) if den else 0
+        num, den = ctx.coverage[ind.code]
         row["source"] = f"{ctx.file}!{ctx.parsed.sheet_label(ind.sheet)}!{den}行"
         row["target"] = "100%"
         if den == 0:
@@ -197,9 +228,9 @@ def _score(ind: Indicator, ctx: _Context) -> dict:
     return row
 
 
-def _score_rows(record: SubmissionRecord, system: IndicatorSystem, satisfaction: float | None,
-                satisfaction_source: str | None) -> list[dict]:
-    ctx = _Context(record, satisfaction, satisfaction_source)
+def _score_rows(record: SubmissionRecord, system: IndicatorSystem, coverage: dict[str, tuple[int, int]],
+                satisfaction: float | None, satisfaction_source: str | None) -> list[dict]:
+    ctx = _Context(record, coverage, satisfaction, satisfaction_source)
     return [{"unit_code": record.unit_code, "indicator": i.code, "name": i.name, "category": i.category,
              "points": i.points, **_score(i, ctx)} for i in system.indicators]
 
@@ -207,15 +238,14 @@ def _score_rows(record: SubmissionRecord, system: IndicatorSystem, satisfaction:
 def _frame(rows: list[dict]) -> pd.DataFrame:
     out = pd.DataFrame([{**r, "score": float("nan") if r["exact"] is None else float(r["exact"])}
                         for r in rows], columns=INDICATOR_COLUMNS)
-    out["points"] = out["points"].astype(float)
-    out["score"] = out["score"].astype(float)
-    return out
+    return out.astype({"points": float, "score": float})
 
 
 def score_submission(record: SubmissionRecord, system: IndicatorSystem, satisfaction: float | None,
                      satisfaction_source: str | None) -> pd.DataFrame:
     """One row per indicator (columns INDICATOR_COLUMNS); score NaN while 待测评."""
-    return _frame(_score_rows(record, system, satisfaction, satisfaction_source))
+    coverage = coverage_counts([record], system)[0]
+    return _frame(_score_rows(record, system, coverage, satisfaction, satisfaction_source))
 
 
 # --- a year ----------------------------------------------------------------
@@ -253,13 +283,15 @@ def compute_year_results(year: int, records: list[SubmissionRecord],
                          registry: Registry) -> YearResults:
     """Score each unit's counting submission; grade, recommend and rank (SPEC §4)."""
     counting = counting_submissions(records)
+    codes = sorted(counting)
+    coverage = coverage_counts([counting[c] for c in codes], system)
     rec = system.recommendation
     units, categories, indicators = [], [], []
-    for code in sorted(counting):
+    for code, cov in zip(codes, coverage):
         r = counting[code]
         sat, sat_source = satisfaction.get(code, (None, None))
-        rows = _score_rows(r, system, sat, sat_source)
-        indicators.append(_frame(rows))
+        rows = _score_rows(r, system, cov, sat, sat_source)
+        indicators += rows
         cat_scores: dict[str, Fraction | None] = {}
         for c in system.categories:
             scores = [x["exact"] for x in rows if x["category"] == c.code]
@@ -304,8 +336,7 @@ def compute_year_results(year: int, records: list[SubmissionRecord],
         year=year,
         units=units_frame,
         categories=pd.DataFrame(categories, columns=CATEGORY_COLUMNS),
-        indicators=(pd.concat(indicators, ignore_index=True) if indicators
-                    else pd.DataFrame(columns=INDICATOR_COLUMNS)),
+        indicators=_frame(indicators),
         submissions=_submissions(records, counting, registry),
         generated_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         indicator_version=system.version,
