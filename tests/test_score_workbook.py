@@ -156,7 +156,8 @@ def test_method_sheet(workbook):
         assert r.original_name in text and r.sha256 in text
 
 
-def test_end_to_end_through_a_real_xlsx(tmp_path):
+@pytest.mark.parametrize("ext", ["xlsx", "xls", "ods"])
+def test_end_to_end_through_real_files(tmp_path, ext):
     sheets = submission_sheets("630202", "乐都区", YEAR, cases=40, seed=3)
     items = sheets["年度数据"]
     for r in items[1:]:
@@ -164,13 +165,14 @@ def test_end_to_end_through_a_real_xlsx(tmp_path):
             r[2] = 1
         if r[0] == "D04":
             r[2] = Cell(0.958, "0.0%")  # a percent-formatted cell
-    path = write_workbook(sheets, tmp_path / "ledu.xlsx")
-    parsed = read_workbook(path, "乐都区2024.xlsx")
+    path = write_workbook(sheets, tmp_path / f"ledu.{ext}")
+    name = f"乐都区2024.{ext}"
+    parsed = read_workbook(path, name)
     assert not parsed.errors, parsed.errors
-    record = SubmissionRecord("x", "0" * 64, "乐都区2024.xlsx", "2025-01-15T00:00:00+00:00", "accepted", "630202",
+    record = SubmissionRecord("x", "0" * 64, name, "2025-01-15T00:00:00+00:00", "accepted", "630202",
                               "乐都区", YEAR, dt.date(YEAR + 1, 1, 15), parsed)
     frame = score_submission(record, SYSTEM, None, None).set_index("indicator")
-    assert frame.loc["A1", "score"] == 10 and frame.loc["A1", "source"] == "乐都区2024.xlsx!年度数据!C2"
+    assert frame.loc["A1", "score"] == 10 and frame.loc["A1", "source"] == f"{name}!年度数据!C2"
     assert frame.loc["A4", "score"] == pytest.approx(19.16)
     # E6 counted straight from the generated rows.
     head, *cases = sheets["执法案件台账"]
