@@ -38,11 +38,11 @@ NUMBER_BOUNDS = {"count": (0, None), "amount": (0, None), "percent": (0, 100)}
 GUIDE = [
     "一、填写方法",
     "1. 请使用每年下发的最新模板，不要修改工作表名称、表头、“编号”和“项目”列；表头已锁定（工作表保护无密码）。",
-    "2. 在“封面”和“年度数据”的黄色单元格中填写；各表格类工作表每行填写一条记录，可插入行、排序、筛选，空行会被忽略。",
+    "2. 在“{cover}”和“{items}”的黄色单元格中填写；各表格类工作表每行填写一条记录，可插入行、排序、筛选，空行会被忽略。",
     "3. 带下拉箭头的单元格请从下拉列表中选择（单位名称、单位代码、是/否及各类选项）；选中单元格时会提示填写要求。",
     "4. 百分比填0–100之间的数字，如95%填95；不要填0.95（0.95会被视为0.95%）。数值栏只填数字，不要带单位。",
     "5. 日期按2024-03-05格式填写；“次”“件”“人次”填不小于0的整数，没有请填0。",
-    "6. 填好后保存为.xlsx、.xls或.ods文件报送，几秒钟内会收到回执；如被退回，请按回执列出的工作表、单元格逐条修改后重新报送整个文件。",
+    "6. 填好后保存为{file_types}文件报送，几秒钟内会收到回执；如被退回，请按回执列出的工作表、单元格逐条修改后重新报送整个文件。",
 ]
 
 
@@ -278,8 +278,10 @@ def _guide(ws: Worksheet, schema: Schema, indicators: list[list], listed: bool) 
     ws["A1"] = f"海东市法治政府建设示范创建 数据填报模板（模板版本 {schema.template_version}）"
     ws["A1"].font = TITLE_FONT
     row = 3
+    names = {"file_types": "、".join(f".{t}" for t in schema.file_types),
+             "cover": schema.cover_sheet.name, "items": schema.items_sheet.name}
     for line in GUIDE:
-        ws.cell(row=row, column=1, value=line).font = BOLD if line.startswith("一") else Font()
+        ws.cell(row=row, column=1, value=line.format(**names)).font = BOLD if line.startswith("一") else Font()
         row += 1
     row += 1
     ws.cell(row=row, column=1, value="二、各工作表填写要求").font = BOLD
