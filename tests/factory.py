@@ -59,7 +59,10 @@ def add_cached_values(path: Path, sheet_index: int, values: dict[str, str]) -> N
         for ref, v in values.items():
             start = text.index(f'<c r="{ref}"')
             end = text.index("</f>", start) + 4
-            text = text[:end] + f"<v>{v}</v>" + text[end:]
+            rest = text[end:]
+            for empty in ("<v />", "<v/>", "<v></v>"):  # openpyxl leaves an empty value
+                rest = rest.removeprefix(empty)
+            text = text[:end] + f"<v>{v}</v>" + rest
         return text.encode()
     patch_xlsx(path, sheet_part(path, sheet_index), edit)
 
