@@ -251,9 +251,12 @@ class _Reader:
             self._read_table(sheet, grid, percent)
         else:
             self._read_keyed(sheet, grid, percent)
-        for ref in self.formats.formulas_without_value(actual):
-            self._error(actual, ref, None, "该单元格是公式，但文件中没有保存计算结果。请在Excel/WPS中打开文件、"
-                        "确认公式已计算后保存（或把公式改为数值）再报送。")
+        for ref, error in self.formats.cells_without_value(actual):
+            if error:
+                self._error(actual, ref, error, f"单元格显示错误值“{error}”。请修正公式或改为正确的数值后重新报送。")
+            else:
+                self._error(actual, ref, None, "该单元格是公式，但文件中没有保存计算结果。请在Excel/WPS中打开文件、"
+                            "确认公式已计算后保存（或把公式改为数值）再报送。")
             self.parsed.unreadable.add((sheet.name, ref))
 
     def _header(self, grid: _Grid, wanted: tuple[str, ...]) -> tuple[int, dict[str, int]]:
@@ -344,7 +347,8 @@ class _Reader:
 
     def _unreadable(self, sheet: Sheet, grid: _Grid, cell: str, raw: Any, f: Field) -> None:
         label = f"{f.name}（{f.label}）" if f.label else f.name
-        self._error(grid.name, cell, raw, f"无法识别“{display(raw)}”：{label}应填写{f.expectation()}。")
+        shown = str(raw).upper() if isinstance(raw, bool) else display(raw)
+        self._error(grid.name, cell, raw, f"无法识别“{shown}”：{label}应填写{f.expectation()}。")
         self.parsed.unreadable.add((sheet.name, cell))
 
     def _error(self, sheet, cell, value, message) -> None:
@@ -392,8 +396,8 @@ class _Formats:
             return _ods_percent_cells(self.path, sheet)
         return set()
 
-    def formulas_without_value(self, sheet: str) -> list[str]:
-        return self.xlsx.formulas_without_value(sheet) if self.fmt in ("xlsx", "xlsm") else []
+    def cells_without_value(self, sheet: str) -> list[tuple[str, str | None]]:
+        return self.xlsx.cells_without_value(sheet) if self.fmt in ("xlsx", "xlsm") else []
 
 
 def _local(tag: str) -> str:
@@ -407,7 +411,7 @@ class _XlsxParts:
     reads styles.xml and the one sheet only.
     """
 
-    _FORMULA_TAGS = (b"<f>", b"<f ", b"<x:f>", b"<x:f ")
+    _SUSPECT = (b"<f>", b"<f ", b"<x:f>", b"<x:f ", b't="e"')
     _PERCENT_BUILTIN = {9, 10}
     _CELL_TAG = re.compile(rb"<(?:\w+:)?c\s([^>]*)>")
     _STYLE = re.compile(rb'\bs="(\d+)"')
@@ -468,19 +472,22 @@ class _XlsxParts:
                 out.add((r - 1, c - 1))
         return out
 
-    def formulas_without_value(self, sheet: str) -> list[str]:
+    def cells_without_value(self, sheet: str) -> list[tuple[str, str | None]]:
+        """(A1, error text or None) of error cells and of formulas without a cached
+        value: calamine reads both as blank, which must not pass silently."""
         part = self.sheets.get(sheet)
         if part is None or part not in self._names:
             return []
-        with self.zip.open(part) as fh:
-            xml = fh.read()
-            if not any(tag in xml for tag in self._FORMULA_TAGS):
-                return []
+        xml = self.zip.read(part)
+        if not any(tag in xml for tag in self._SUSPECT):  # a byte search spares the XML parse
+            return []
         out = []
         for ref, el in self._cells(sheet):
-            children = {_local(ch.tag): ch for ch in el}
-            if "f" in children and not (children.get("v") is not None and children["v"].text):
-                out.append(ref)
+            children = {_local(ch.tag): ch.text for ch in el}
+            if el.get("t") == "e":
+                out.append((ref, children.get("v") or "#N/A"))
+            elif "f" in children and not children.get("v"):
+                out.append((ref, None))
         return out
 
 

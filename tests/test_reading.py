@@ -5,6 +5,7 @@ import datetime as dt
 import shutil
 import subprocess
 
+import openpyxl
 import pytest
 
 from assets.demo import Cell, satisfaction_sheets, submission_sheets, write_workbook
@@ -272,3 +273,22 @@ def test_libreoffice_conversions_read_the_same(tmp_path):
         assert rounded(got.items) == rounded(want.items)
         for name, frame in want.tables.items():
             assert records(got.tables[name]) == records(frame), (fmt, name)
+
+
+def test_error_cells_are_not_blank(tmp_path):
+    path = make(tmp_path, "xlsx")
+    wb = openpyxl.load_workbook(path)
+    wb["年度数据"]["C2"].value, wb["年度数据"]["C2"].data_type = "#DIV/0!", "e"
+    wb.save(path)
+    [error] = read(path).errors
+    assert (error.sheet, error.cell, error.value) == ("年度数据", "C2", "#DIV/0!")
+
+
+def test_excel_boolean_in_a_number_column_is_unreadable(tmp_path):
+    sheets = submission_sheets(cases=3)
+    set_cell(sheets, "执法案件台账", "K2", True)
+    set_cell(sheets, "执法案件台账", "K3", 1)
+    parsed = read(make(tmp_path, "xlsx", sheets))
+    [error] = parsed.errors
+    assert (error.cell, error.value) == ("K2", True) and "“TRUE”" in error.message
+    assert parsed.tables["执法案件台账"]["罚没金额（元）"].tolist()[1] == 1
