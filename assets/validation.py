@@ -1,0 +1,219 @@
+"""Validation of a batch of parsed workbooks with the GX suites (SPEC §3, §5, §7.1).
+
+All submissions of a batch are stacked into one frame per sheet and each suite
+runs once; failing rows come back by frame position and are turned into
+Problems citing the sheet and cell the clerk sees. Cells the reader already
+reported as unreadable are never reported again.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from assets.model import ParsedWorkbook, Problem
+from assets.registry import Registry
+from expectations.schema import Schema, load_schema
+from expectations.suites import INDEX, ROW, SUBMISSION, YEAR, YEAR_ITEM, Derived, Rule, SheetSuite, sheet_suites
+
+log = logging.getLogger(__name__)
+
+RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [INDEX],
+                 "return_unexpected_index_query": False}
+_A1 = re.compile(r"^([A-Z]+)(\d+)$")
+
+
+@dataclass
+class ValidationReport:
+    """What GX found in a batch.
+
+    problems        submission id -> Problems found by GX (not the reader's),
+                    in schema sheet order, then row, then column
+    checks          one entry per suite run, for asset check metadata
+    per_submission  submission id -> schema sheet -> number of errors
+    """
+
+    problems: dict[str, list[Problem]]
+    checks: list[dict]
+    per_submission: dict[str, dict[str, int]]
+
+
+def validate_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, indicator_codes: set[str],
+                   schema: Schema | None = None) -> ValidationReport:
+    schema = schema or load_schema()
+    order = {name: i for i, name in enumerate([*schema.sheets, schema.satisfaction.name])}
+    found: dict[str, list[tuple]] = {sid: [] for sid in parsed}
+    checks = []
+    for s in sheet_suites(schema, frozenset(indicator_codes)):
+        kind = "satisfaction" if s.satisfaction else "submission"
+        books = {sid: p for sid, p in parsed.items() if p.kind == kind}
+        frame = _frame(s, books, schema)
+        _derive(frame, s.derived, registry)
+        results = []
+        if len(frame):
+            run = s.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            results = sorted(run.validate(s.suite, result_format=RESULT_FORMAT).results,
+                             key=lambda r: r.expectation_config.meta["rule"])
+        summary = []
+        for res in results:
+            rule = s.rules[res.expectation_config.meta["rule"]]
+            rows = [d[INDEX] for d in res.result.get("unexpected_index_list") or []]
+            reported = 0
+            for i in rows:
+                sid = frame[SUBMISSION].iat[i]
+                hit = _problem(rule, _Where(s, books[sid], frame, i, schema, rule), order)
+                if hit:
+                    found[sid].append(hit)
+                    reported += 1
+            summary.append(_result_summary(rule, res, reported))
+        checks.append(_check_summary(s, kind, frame, books, summary))
+    problems = {sid: [p for *_, p in sorted(hits, key=lambda h: h[:3])] for sid, hits in found.items()}
+    return ValidationReport(problems, checks, _per_submission(parsed, schema, found))
+
+
+class _Where:
+    """One failing frame row seen from its workbook: sheet label and cells."""
+
+    def __init__(self, s: SheetSuite, book: ParsedWorkbook, frame: pd.DataFrame, i: int, schema: Schema,
+                 rule: Rule):
+        self._s, self.book, self._frame, self._i, self._schema = s, book, frame, i, schema
+        self.sheet = book.sheet_label(rule.sheet)
+        self.cell = self.cell_of(rule.field) if rule.field else None
+
+    def cell_of(self, name: str) -> str | None:
+        book, layout = self.book, self._s.layout
+        if layout == "keyvalue":
+            return book.cover_cells.get(name)
+        if layout == "items":
+            return book.item_cells.get(name)
+        letter = book.columns.get(self._s.name, {}).get(name)
+        return f"{letter}{int(self._frame[ROW].iat[self._i])}" if letter else None
+
+    def value(self, column: str) -> Any:
+        return _plain(self._frame[column].iat[self._i])
+
+    def cover_cell(self, name: str) -> str | None:
+        cover = self._schema.cover_sheet.name
+        cell = self.book.cover_cells.get(name)
+        return f"{self.book.sheet_label(cover)}!{cell}" if cell else self.book.sheet_label(cover)
+
+
+def _problem(rule: Rule, w: _Where, order: dict[str, int]) -> tuple | None:
+    """(sort key…, Problem), or None when the cell is unknown or already reported."""
+    if rule.field and w.cell is None:  # the reader reported the missing row or column
+        return None
+    if (rule.sheet, w.cell) in w.book.unreadable:
+        return None
+    value = w.value(rule.field) if rule.field else None
+    m = _A1.match(w.cell or "")
+    row, col = (int(m.group(2)), _column_number(m.group(1))) if m else (0, 0)
+    return order[rule.sheet], row, col, Problem(w.sheet, w.cell, value, rule.message(w))
+
+
+def _column_number(letters: str) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def _plain(v: Any) -> Any:
+    """A frame value as a plain Python value (None for blank)."""
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _year(book: ParsedWorkbook, schema: Schema) -> float:
+    """The reporting year when it is a valid one, else NaN (dates are then not compared)."""
+    f, v = schema.cover_sheet.field(YEAR_ITEM), book.cover.get(YEAR_ITEM)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
+        return math.nan
+    if (f.min is not None and v < f.min) or (f.max is not None and v > f.max):
+        return math.nan
+    return float(v)
+
+
+def _frame(s: SheetSuite, books: dict[str, ParsedWorkbook], schema: Schema) -> pd.DataFrame:
+    """Every workbook's records of one sheet, stacked, with submission and position."""
+    sheet = schema.satisfaction if s.satisfaction else schema.sheets.get(s.name)
+    if s.layout == "records":
+        names = [d.column for d in s.derived]
+        rows = [{SUBMISSION: sid, **{n: len(p.tables[n]) if n in p.tables else math.nan for n in names}}
+                for sid, p in books.items()]
+        frame = pd.DataFrame(rows, columns=[SUBMISSION, *names])
+    elif s.layout in ("keyvalue", "items"):
+        values = "cover" if s.layout == "keyvalue" else "items"
+        rows = [{**getattr(p, values), SUBMISSION: sid, YEAR: _year(p, schema)}
+                for sid, p in books.items() if s.name in p.sheet_names]
+        frame = pd.DataFrame(rows, columns=[SUBMISSION, YEAR, *(f.name for f in sheet.fields)])
+    else:
+        ids = [sid for sid, p in books.items() if s.name in p.tables]
+        tables = [books[sid].tables[s.name] for sid in ids]
+        columns = [ROW, *(f.name for f in sheet.fields)]
+        frame = (pd.concat(tables, ignore_index=True).reindex(columns=columns) if tables
+                 else pd.DataFrame(columns=columns))
+        sizes = [len(t) for t in tables]
+        frame.insert(0, SUBMISSION, np.repeat(np.array(ids, dtype=object), sizes))
+        frame.insert(1, YEAR, np.repeat(np.array([_year(books[sid], schema) for sid in ids], dtype=float), sizes))
+    frame[INDEX] = np.arange(len(frame))
+    return frame
+
+
+def _derive(frame: pd.DataFrame, derived: list[Derived], registry: Registry) -> None:
+    for d in derived:
+        src = frame[d.sources[0]]
+        if d.kind == "year_of":
+            frame[d.column] = pd.to_datetime(src, errors="coerce").dt.year
+        elif d.kind in ("unit_by_code", "unit_by_name"):
+            lookup = registry.by_code if d.kind == "unit_by_code" else registry.by_name
+            names = {v: (u.name if (u := lookup(v)) else None) for v in src.dropna().unique()}
+            frame[d.column] = src.map(names)
+        elif d.kind == "total":
+            parts = frame[list(d.sources)].apply(pd.to_numeric, errors="coerce")
+            frame[d.column] = parts.sum(axis=1, min_count=len(d.sources))
+        elif d.kind == "deadline":
+            years_after, month, day = d.params
+            years = frame[YEAR]
+            frame[d.column] = years.map({y: dt.date(int(y) + years_after, month, day)
+                                         for y in years.dropna().unique()})
+
+
+def _result_summary(rule: Rule, res, reported: int) -> dict:
+    cfg = res.expectation_config
+    kw = cfg.kwargs
+    columns = kw.get("column_list") or [c for c in (kw.get("column"), kw.get("column_A"), kw.get("column_B")) if c]
+    entry = {"rule": rule.id, "sheet": rule.sheet, "field": rule.field, "expectation": cfg.type,
+             "columns": list(columns), "evaluated": res.result.get("element_count", 0),
+             "unexpected": res.result.get("unexpected_count", 0), "reported": reported,
+             "success": bool(res.success)}
+    if res.exception_info and res.exception_info.get("raised_exception"):
+        entry["error"] = res.exception_info.get("exception_message")
+        log.error("GX expectation %s on %s failed to run: %s", cfg.type, columns, entry["error"])
+    return entry
+
+
+def _check_summary(s: SheetSuite, kind: str, frame: pd.DataFrame, books: dict, results: list[dict]) -> dict:
+    return {"suite": s.name, "kind": kind, "files": len(books), "rows": len(frame),
+            "expectations": len(s.rules), "success": all(r["success"] for r in results),
+            "unexpected": sum(r["unexpected"] for r in results),
+            "reported": sum(r["reported"] for r in results), "results": results}
+
+
+def _per_submission(parsed: dict[str, ParsedWorkbook], schema: Schema, found: dict[str, list[tuple]]
+                    ) -> dict[str, dict[str, int]]:
+    sheets = {"submission": list(schema.sheets), "satisfaction": [schema.satisfaction.name]}
+    names = [*schema.sheets, schema.satisfaction.name]
+    counts = {}
+    for sid, p in parsed.items():
+        c = dict.fromkeys(sheets.get(p.kind, []), 0)
+        for order, *_ in found[sid]:
+            c[names[order]] = c.get(names[order], 0) + 1
+        counts[sid] = c
+    return counts

@@ -1,0 +1,402 @@
+"""GX validation of parsed workbooks: every rule kind fails where SPEC §3/§5 say and passes at its edges."""
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pandas as pd
+import pytest
+
+from assets.model import ParsedWorkbook
+from assets.registry import load_registry
+from assets.validation import validate_batch
+from expectations.schema import load_schema
+
+SCHEMA = load_schema()
+REGISTRY = load_registry()
+CODES = {"A1", "A2", "C1", "J1"}
+YEAR = 2024
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _value(f, i: int):
+    """A valid value for a field of the baseline (record i, 0-based)."""
+    if f.values_from:
+        return "A1"
+    if f.values:
+        return f.values[0]
+    return {"text": f"{f.name}{i + 1}", "code": f"{f.name}{i + 1}", "integer": float(i + 1),
+            "count": 10.0, "amount": 100.0, "percent": 95.0, "number": 90.0, "yesno": True,
+            "date": dt.date(YEAR, 3, 5)}[f.type]
+
+
+def baseline(cases: int = 2, unit=("630202", "乐都区")) -> ParsedWorkbook:
+    """A valid submission laid out like the template: cover B2.., items C2.., tables from row 2."""
+    cover = {"单位名称": unit[1], "单位代码": unit[0], "报送年度": float(YEAR), "填报人": "王晓燕",
+             "联系电话": "0972-8612345", "填报日期": dt.date(YEAR + 1, 1, 10), "模板版本": "2024.1",
+             "示范命名情况": "未命名", "命名年度": None}
+    items = SCHEMA.items_sheet
+    p = ParsedWorkbook(file_name="乐都区.xlsx", kind="submission",
+                       sheet_names={name: name for name in SCHEMA.sheets},
+                       cover=cover,
+                       cover_cells={f.name: f"B{i + 2}" for i, f in enumerate(SCHEMA.cover_sheet.fields)},
+                       items={f.name: _value(f, 0) for f in items.fields},
+                       item_cells={f.name: f"C{i + 2}" for i, f in enumerate(items.fields)})
+    p.items["D12"] = dt.date(YEAR, 6, 30)
+    for sheet in SCHEMA.table_sheets:
+        n = cases if sheet.size_driver else 2
+        p.tables[sheet.name] = _table(sheet, n)
+        p.columns[sheet.name] = {f.name: LETTERS[j] for j, f in enumerate(sheet.fields)}
+    return p
+
+
+def _table(sheet, n: int) -> pd.DataFrame:
+    rows = [{"_row": i + 2, **{f.name: _value(f, i) for f in sheet.fields}} for i in range(n)]
+    return pd.DataFrame(rows, columns=["_row", *(f.name for f in sheet.fields)])
+
+
+def satisfaction(rows) -> ParsedWorkbook:
+    sheet = SCHEMA.satisfaction
+    frame = pd.DataFrame([{"_row": i + 2, **dict(zip([f.name for f in sheet.fields], r))} for i, r in enumerate(rows)])
+    return ParsedWorkbook(file_name="满意度.xlsx", kind="satisfaction", sheet_names={sheet.name: "Sheet1"},
+                          tables={sheet.name: frame},
+                          columns={sheet.name: {f.name: LETTERS[j] for j, f in enumerate(sheet.fields)}})
+
+
+def check(*books: ParsedWorkbook) -> dict:
+    return validate_batch({f"s{i}": b for i, b in enumerate(books)}, REGISTRY, CODES).problems
+
+
+def only(p: ParsedWorkbook):
+    """The single problem GX finds in one workbook."""
+    found = check(p)["s0"]
+    assert len(found) == 1, [(x.sheet, x.cell, x.message) for x in found]
+    return found[0]
+
+
+def set_cell(p: ParsedWorkbook, sheet: str, column: str, row: int, value) -> None:
+    p.tables[sheet].loc[p.tables[sheet]["_row"] == row, column] = value
+
+
+def test_baseline_is_valid_and_summarised():
+    report = validate_batch({"s0": baseline()}, REGISTRY, CODES)
+    assert report.problems == {"s0": []}
+    assert report.per_submission["s0"] == dict.fromkeys(SCHEMA.sheets, 0)
+    cover = next(c for c in report.checks if c["suite"] == "封面")
+    assert cover["success"] and cover["rows"] == 1 and cover["expectations"] == len(cover["results"])
+    required = [r for r in cover["results"] if r["rule"] == "required"]
+    # 命名年度 is required only for named units: evaluated on no row of an unnamed one.
+    assert {r["field"]: r["evaluated"] for r in required}["命名年度"] == 0
+    assert all(r["unexpected"] == 0 for c in report.checks for r in c["results"])
+
+
+# --- 封面 -------------------------------------------------------------------
+
+def test_required_cover_item():
+    p = baseline()
+    p.cover["报送年度"] = None
+    got = only(p)
+    assert (got.sheet, got.cell, got.value) == ("封面", "B4", None)
+    assert got.message == "必填项为空：请填写报送年度（整数，范围2000–2100）"
+
+
+def test_year_range_edges():
+    p = baseline()
+    p.cover["报送年度"] = 1999.0
+    got = only(p)
+    assert (got.cell, got.value, got.message) == ("B4", 1999.0, "“报送年度”应为整数，范围2000–2100")
+    # A year outside the range is not used to judge dates, so no date errors follow.
+    for edge in (2000.0, 2100.0):
+        p = baseline()
+        p.cover["报送年度"] = edge
+        assert all(x.sheet != "封面" for x in check(p)["s0"])
+
+
+def test_phone_pattern():
+    for good in ("13812345678", "0972-8612345", "09728612345"):
+        p = baseline()
+        p.cover["联系电话"] = good
+        assert check(p)["s0"] == []
+    p = baseline()
+    p.cover["联系电话"] = "8612345"
+    got = only(p)
+    assert (got.cell, got.value) == ("B6", "8612345")
+    assert got.message.startswith("“联系电话”填写有误：11位手机号")
+
+
+def test_template_version_and_enum():
+    p = baseline()
+    p.cover["模板版本"] = "2023.1"
+    got = only(p)
+    assert (got.cell, got.value) == ("B8", "2023.1") and "2024.1" in got.message
+    p = baseline()
+    p.cover["示范命名情况"] = "市级示范"
+    got = only(p)
+    assert got.cell == "B9" and got.message == "“示范命名情况”应为以下之一：未命名、省级示范、全国示范"
+
+
+def test_naming_year_required_unless_unnamed_and_not_after_year():
+    p = baseline()
+    p.cover["示范命名情况"] = "省级示范"
+    got = only(p)
+    assert (got.cell, got.message) == ("B10", "必填项为空：请填写命名年度（整数，范围2000–2100）")
+    p.cover["命名年度"] = float(YEAR)  # the reporting year itself is allowed
+    assert check(p)["s0"] == []
+    p.cover["命名年度"] = float(YEAR + 1)
+    got = only(p)
+    assert (got.cell, got.value) == ("B10", 2025.0)
+    assert got.message == "命名年度（B10）不应晚于报送年度（B4）"
+
+
+def test_unit_code_and_name_against_registry():
+    p = baseline()
+    p.cover["单位代码"] = "632122"  # former code of 民和 …
+    p.cover["单位名称"] = "民和县"   # … and its alias: the same unit
+    assert check(p)["s0"] == []
+    p.cover["单位代码"] = "999999"
+    got = only(p)
+    assert (got.cell, got.value) == ("B3", "999999") and "不在单位名录中" in got.message
+    p = baseline()
+    p.cover["单位名称"] = "海东市"
+    got = only(p)
+    assert (got.cell, got.value) == ("B2", "海东市") and "不在单位名录中" in got.message
+
+
+def test_unit_code_and_name_of_different_units():
+    p = baseline()
+    p.cover["单位名称"] = "平安区"
+    got = only(p)
+    assert (got.sheet, got.cell, got.value) == ("封面", "B3", "630202")
+    assert got.message == "单位代码（B3）对应“乐都区”，单位名称（B2）对应“平安区”，不是同一单位：请核对"
+
+
+# --- 年度数据 -----------------------------------------------------------------
+
+def item_cell(code: str) -> str:
+    return f"C{[f.name for f in SCHEMA.items_sheet.fields].index(code) + 2}"
+
+
+def test_every_item_required_except_optional():
+    p = baseline()
+    p.items["D45"] = None
+    got = only(p)
+    assert (got.sheet, got.cell) == ("年度数据", item_cell("D45"))
+    assert got.message == "必填项为空：请填写依托对口援建开展业务骨干培训人次（非负整数）"
+    p = baseline()
+    p.items["D12"] = None  # blank = not published
+    assert check(p)["s0"] == []
+
+
+@pytest.mark.parametrize("code, bad, good", [("D01", -1.0, 0.0), ("D04", 100.5, 100.0), ("D08", -0.1, 0.0)])
+def test_item_ranges(code, bad, good):
+    p = baseline()
+    p.items[code] = good
+    assert check(p)["s0"] == []
+    p.items[code] = bad
+    got = only(p)
+    assert (got.cell, got.value) == (item_cell(code), bad)
+    assert got.message.startswith(f"“{SCHEMA.items_sheet.field(code).label}”应为")
+
+
+def test_item_not_greater_than():
+    p = baseline()
+    p.items["D19"], p.items["D20"] = 7.0, 7.0
+    assert check(p)["s0"] == []
+    p.items["D20"] = 8.0
+    got = only(p)
+    assert (got.cell, got.value) == (item_cell("D20"), 8.0)
+    assert got.message == f"调解成功件数（{item_cell('D20')}）不应大于受理矛盾纠纷件数（{item_cell('D19')}）"
+
+
+def test_item_not_greater_than_sum():
+    p = baseline()
+    p.items.update(D21=3.0, D22=4.0, D23=7.0, D24=0.0, D25=0.0, D26=0.0)
+    assert check(p)["s0"] == []
+    p.items["D23"] = 8.0
+    got = only(p)
+    assert got.cell == item_cell("D23")
+    assert got.message == (f"行政复议审结件数（{item_cell('D23')}）不应大于行政复议上年结转件数（{item_cell('D21')}）"
+                           f"与行政复议新收件数（{item_cell('D22')}）之和")
+
+
+def test_chain_d34_d33_d31():
+    p = baseline()
+    p.items.update(D31=5.0, D32=5.0, D33=6.0, D34=6.0)
+    got = only(p)
+    assert got.cell == item_cell("D33") and item_cell("D31") in got.message
+
+
+def test_date_deadline():
+    p = baseline()
+    p.items["D12"] = dt.date(YEAR + 1, 3, 31)
+    assert check(p)["s0"] == []
+    p.items["D12"] = dt.date(YEAR + 1, 4, 1)
+    got = only(p)
+    assert (got.cell, got.value) == (item_cell("D12"), dt.date(2025, 4, 1))
+    assert got.message == (f"行政执法事项目录公布日期（{item_cell('D12')}）不应晚于2025-03-31，"
+                           f"即报送年度（封面!B4）的次年3月31日")
+
+
+# --- row tables ----------------------------------------------------------------
+
+def test_table_required_enum_and_optional_blank():
+    p = baseline()
+    set_cell(p, "重大行政决策", "所属领域", 3, "交通")
+    set_cell(p, "执法案件台账", "执法部门", 2, None)
+    set_cell(p, "执法案件台账", "结案日期", 3, None)          # pending case
+    set_cell(p, "执法案件台账", "复议诉讼结果", 3, None)      # blank = 无
+    found = check(p)["s0"]
+    assert [(x.sheet, x.cell, x.value) for x in found] == [("重大行政决策", "C3", "交通"),
+                                                          ("执法案件台账", "B2", None)]
+    assert found[0].message.startswith("“所属领域”应为以下之一：生态环境保护、自然资源")
+    assert found[1].message == "必填项为空：请填写执法部门（文字）"
+
+
+def test_sheet_label_is_the_name_in_the_file():
+    p = baseline()
+    p.sheet_names["执法案件台账"] = "执法案件台账 "
+    set_cell(p, "执法案件台账", "案件类型", 2, "行政许可")
+    assert only(p).sheet == "执法案件台账 "
+
+
+def test_unique_within_one_submission_only():
+    p = baseline(cases=3)
+    set_cell(p, "执法案件台账", "案件编号", 4, "案件编号1")
+    found = check(p)["s0"]
+    assert [(x.cell, x.value) for x in found] == [("A2", "案件编号1"), ("A4", "案件编号1")]
+    assert "重复" in found[0].message
+    # The same numbers in two different submissions are fine.
+    assert check(baseline(), baseline()) == {"s0": [], "s1": []}
+
+
+def test_within_year_edges():
+    p = baseline()
+    set_cell(p, "重大行政决策", "决策日期", 2, dt.date(YEAR, 1, 1))
+    set_cell(p, "重大行政决策", "决策日期", 3, dt.date(YEAR, 12, 31))
+    assert check(p)["s0"] == []
+    set_cell(p, "重大行政决策", "决策日期", 3, dt.date(YEAR + 1, 1, 1))
+    got = only(p)
+    assert (got.cell, got.value) == ("J3", dt.date(2025, 1, 1))
+    assert got.message == "“决策日期”应在报送年度（2024年）内"
+
+
+def test_not_before_edges():
+    p = baseline()
+    set_cell(p, "规范性文件", "报备日期", 2, dt.date(YEAR, 3, 5))   # same day as 制发日期
+    set_cell(p, "规范性文件", "报备日期", 3, None)                   # not filed
+    assert check(p)["s0"] == []
+    set_cell(p, "规范性文件", "报备日期", 3, dt.date(YEAR, 3, 4))
+    got = only(p)
+    assert (got.sheet, got.cell, got.value) == ("规范性文件", "E3", dt.date(2024, 3, 4))
+    assert got.message == "报备日期（E3）不应早于制发日期（D3）"
+
+
+def test_negative_amount_and_unknown_indicator():
+    p = baseline()
+    set_cell(p, "执法案件台账", "罚没金额（元）", 2, -5.0)
+    set_cell(p, "佐证材料", "指标编号", 3, "Z9")
+    found = check(p)["s0"]
+    assert [(x.sheet, x.cell, x.value) for x in found] == [("执法案件台账", "K2", -5.0), ("佐证材料", "A3", "Z9")]
+    assert found[1].message == "“指标编号”应为指标体系中的编号之一：A1、A2、C1、J1"
+
+
+def test_empty_tables():
+    p = baseline()
+    for name in ("执法案件台账", "负面清单"):
+        p.tables[name] = p.tables[name].iloc[0:0]
+    got = only(p)  # 负面清单 may be empty
+    assert (got.sheet, got.cell, got.value) == ("执法案件台账", None, None)
+    assert got.message == "“执法案件台账”中没有任何记录：请至少填写一条记录"
+
+
+def test_missing_sheet_is_left_to_the_reader():
+    p = baseline()
+    del p.tables["执法案件台账"]
+    del p.sheet_names["封面"]
+    assert check(p)["s0"] == []
+
+
+# --- batches, the reader's problems, ordering -----------------------------------
+
+def test_only_the_bad_submission_of_three():
+    good1, bad, good2 = baseline(), baseline(unit=("630203", "平安区")), baseline()
+    bad.items["D20"] = 11.0
+    set_cell(bad, "规范性文件", "文号", 3, None)
+    report = validate_batch({"a": good1, "b": bad, "c": good2}, REGISTRY, CODES)
+    assert report.problems["a"] == [] and report.problems["c"] == []
+    assert [(x.sheet, x.cell) for x in report.problems["b"]] == [("年度数据", item_cell("D20")), ("规范性文件", "B3")]
+    assert report.per_submission["b"]["年度数据"] == 1 and report.per_submission["b"]["规范性文件"] == 1
+    assert report.per_submission["a"]["年度数据"] == 0
+
+
+def test_unreadable_cells_are_not_reported_again():
+    p = baseline()
+    p.items["D03"] = None
+    p.unreadable.add(("年度数据", item_cell("D03")))
+    set_cell(p, "执法案件台账", "立案日期", 3, None)
+    p.unreadable.add(("执法案件台账", "E3"))
+    p.cover["填报日期"] = None
+    p.unreadable.add(("封面", "B7"))
+    report = validate_batch({"s0": p}, REGISTRY, CODES)
+    assert report.problems["s0"] == []
+    # GX still saw the blanks; the summary says they were not reported again.
+    items = next(c for c in report.checks if c["suite"] == "年度数据")
+    assert items["unexpected"] == 1 and items["reported"] == 0
+
+
+def test_problems_sorted_by_sheet_row_column():
+    p = baseline()
+    set_cell(p, "执法案件台账", "案件类型", 3, "x")
+    set_cell(p, "执法案件台账", "执法领域", 3, "x")
+    set_cell(p, "执法案件台账", "案件类型", 2, "x")
+    p.items["D02"] = -1.0
+    p.cover["填报人"] = None
+    found = check(p)["s0"]
+    assert [(x.sheet, x.cell) for x in found] == [("封面", "B5"), ("年度数据", item_cell("D02")),
+                                                 ("执法案件台账", "D2"), ("执法案件台账", "C3"),
+                                                 ("执法案件台账", "D3")]
+
+
+def test_string_dtype_and_nan_columns():
+    """pandas 3 reads text as the str dtype and blanks as NaN; both must work."""
+    p = baseline(cases=3)
+    t = p.tables["执法案件台账"]
+    t["执法部门"] = pd.array(["公安局", None, "交通局"], dtype="str")
+    t["罚没金额（元）"] = [float("nan"), 1.0, None]
+    found = check(p)["s0"]
+    assert [(x.cell, x.value) for x in found] == [("B3", None)]
+
+
+# --- satisfaction files --------------------------------------------------------
+
+def test_satisfaction_file():
+    good = satisfaction([("630202", "乐都区", 2024.0, 100.0), ("632122", "民和县", 2024.0, 0.0),
+                         ("630202", "乐都区", 2023.0, 90.0)])
+    assert check(good) == {"s0": []}
+    bad = satisfaction([("630202", "乐都区", 2024.0, 100.5), ("630203", "乐都区", 2024.0, 80.0),
+                        ("630202", "乐都区", 2024.0, 90.0), ("999999", None, 1999.0, 80.0)])
+    found = check(bad)["s0"]
+    got = [(x.sheet, x.cell, x.value) for x in found]
+    assert got == [("Sheet1", "A2", "630202"), ("Sheet1", "D2", 100.5), ("Sheet1", "A3", "630203"),
+                   ("Sheet1", "A4", "630202"), ("Sheet1", "A5", "999999"), ("Sheet1", "B5", None),
+                   ("Sheet1", "C5", 1999.0)]
+    assert "重复" in found[0].message and "不是同一单位" in found[2].message
+    empty = satisfaction([])
+    empty.tables[SCHEMA.satisfaction.name] = pd.DataFrame(columns=["_row", *(f.name for f in SCHEMA.satisfaction.fields)])
+    assert [(x.sheet, x.cell) for x in check(empty)["s0"]] == [("Sheet1", None)]
+
+
+# --- scale ---------------------------------------------------------------------
+
+def test_batch_of_300_submissions_with_200_cases():
+    books = {f"s{i}": baseline(cases=200) for i in range(300)}
+    bad = books["s123"]
+    set_cell(bad, "执法案件台账", "立案日期", 150, dt.date(YEAR - 1, 12, 31))
+    validate_batch({"w": baseline()}, REGISTRY, CODES)  # suites built once per process
+    start = time.perf_counter()
+    report = validate_batch(books, REGISTRY, CODES)
+    print(f"\n300 submissions x 200 cases validated in {time.perf_counter() - start:.2f} s")
+    assert {sid for sid, ps in report.problems.items() if ps} == {"s123"}
+    assert [(x.cell, x.value) for x in report.problems["s123"]] == [("E150", dt.date(2023, 12, 31))]
+    cases = next(c for c in report.checks if c["suite"] == "执法案件台账")
+    assert cases["rows"] == 300 * 200
