@@ -1,5 +1,4 @@
 """Thin Dagster wrappers around the stages in `assets/`."""
-from __future__ import annotations
 
 import os
 import sys
@@ -189,7 +188,8 @@ def lookback_packages(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -
         records = {r.submission_id: r for r in yearly.records_and_satisfaction(
             paths, outcomes, year, schema, registry)[0]}
         index = build_lookback_packages(current, baselines, records, paths.exports / str(year) / "回头看",
-                                        system.core_categories)
+                                        list(system.recommendation.categories))
+        (paths.exports / str(year)).mkdir(parents=True, exist_ok=True)
         (paths.exports / str(year) / ".lookback").write_text(fp)
         rows.append(index)
     index = pd.concat(rows) if rows else pd.DataFrame()

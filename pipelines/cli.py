@@ -38,7 +38,7 @@ def process(root: Path, units: str | None) -> int:
     if sys.stderr.isatty():
         os.environ["FAZHI_PROGRESS"] = "1"
     defs = make_definitions(FazhiSettings(root=str(root), units_file=str(Path(units).resolve()) if units else ""))
-    result = defs.get_job_def(PIPELINE_JOB).execute_in_process(instance=instance, raise_on_error=False)
+    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(instance=instance, raise_on_error=False)
     new = [o for o in intake.all_outcomes(paths) if o.record_id not in before]
     counts = Counter(o.status for o in new)
     print(f"收取 {len(taken)} 个文件；处理 {len(new)} 个：已受理 {counts['accepted']}，"

@@ -1,5 +1,4 @@
 """The inbox sensor: cheap per tick, archives ready files, launches one batch run."""
-from __future__ import annotations
 
 import json
 
@@ -13,7 +12,7 @@ ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
 MAX_FILES_PER_TICK = 1000  # keeps a tick well inside the sensor time-out; the rest go next tick
 
 
-def build_inbox_sensor(job: dg.UnresolvedAssetJobDefinition, interval: int = 2) -> dg.SensorDefinition:
+def build_inbox_sensor(job, interval: int = 2) -> dg.SensorDefinition:
     @dg.sensor(
         name="inbox_sensor",
         job=job,

@@ -16,12 +16,14 @@ from pipelines.resources import FazhiSettings
 
 @pytest.fixture
 def instance(tmp_path):
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as inst:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as inst:
         yield inst
 
 
 def _tick(defs, instance, root, cursor=None):
-    sensor = defs.get_sensor_def("inbox_sensor")
+    sensor = defs.get_repository_def().get_sensor_def("inbox_sensor")
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
                                   resources={"fazhi": FazhiSettings(root=str(root))}, definitions=defs)
     result = sensor.evaluate_tick(ctx)
@@ -32,7 +34,7 @@ def test_definitions_load_and_sensor_runs_by_default(tmp_path):
     defs = make_definitions(FazhiSettings(root=str(tmp_path)))
     repo = defs.get_repository_def()
     assert PIPELINE_JOB in repo.job_names
-    sensor = defs.get_sensor_def("inbox_sensor")
+    sensor = repo.get_sensor_def("inbox_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     checks = list(repo.asset_checks_defs_by_key)
     assert [c.name for c in checks] == ["great_expectations"]
@@ -60,7 +62,7 @@ def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path
     assert sorted(p.name for p in paths.inbox.iterdir()) == [".hidden.xlsx", "~$乐都区2024.xlsx"]
     assert len(intake.pending(paths)) == 2
 
-    job = defs.get_job_def(PIPELINE_JOB)
+    job = defs.resolve_job_def(PIPELINE_JOB)
     run = job.execute_in_process(instance=instance)
     assert run.success
     outs = {o.original_name: o for o in intake.all_outcomes(paths)}
