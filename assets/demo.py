@@ -10,6 +10,7 @@ import io
 import random
 import zipfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -43,14 +44,15 @@ class Cell:
     number_format: str | None = None
 
 
-def indicator_codes(path: Path = INDICATORS_FILE) -> list[str]:
+@lru_cache(maxsize=4)
+def indicator_codes(path: Path = INDICATORS_FILE) -> tuple[str, ...]:
     """Indicator codes from the indicator system, or A1..A5 while it is absent."""
     if path.exists():
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         codes = [str(i["code"]) for i in raw.get("indicators", []) if "code" in i]
         if codes:
-            return codes
-    return [f"A{i}" for i in range(1, 6)]
+            return tuple(codes)
+    return tuple(f"A{i}" for i in range(1, 6))
 
 
 def submission_sheets(unit_code: str = "630202", unit_name: str = "乐都区", year: int = 2024,
@@ -133,7 +135,7 @@ def _table_rows(sheet: Sheet, count: int, year: int, unit_code: str, rng: random
     return rows
 
 
-def _table_value(f: Field, i: int, record: dict, year: int, unit_code: str, codes: list[str],
+def _table_value(f: Field, i: int, record: dict, year: int, unit_code: str, codes: tuple[str, ...],
                  rng: random.Random) -> Any:
     optional = not f.required
     if f.type == "integer":
