@@ -320,7 +320,13 @@ def _finish_duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
     receipt = {
         "status": "duplicate", "original_name": rec.original_name, "sha256": rec.sha256,
         "received_at": rec.received_at, "unit_code": first.unit_code, "unit_name": first.unit_name,
-        "year": first.year, "kind": first.kind, "errors": [], "warnings": [],
+        "year": first.year, "kind": first.kind,
+        # `accepted` exactly when errors is empty (SPEC §7.1): a copy is not accepted again
+        "errors": [{"sheet": None, "cell": None, "value": None,
+                    "message": f"该文件与 {first.received_at[:19].replace('T', ' ')}（UTC）收到的"
+                               f"“{first.original_name}”内容完全相同，属重复报送，本次不再处理；"
+                               f"原文件的结果见其回执。"}],
+        "warnings": [],
         "duplicate_of": {"original_name": first.original_name, "received_at": first.received_at,
                          "status": first.status},
     }
@@ -328,7 +334,7 @@ def _finish_duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
     out = Outcome(record_id=rec.record_id, status="duplicate", kind=first.kind,
                   original_name=rec.original_name, sha256=rec.sha256, received_at=rec.received_at,
                   unit_code=first.unit_code, unit_name=first.unit_name, year=first.year,
-                  errors=0, warnings=0, receipt=str(json_path.relative_to(paths.root)),
+                  errors=1, warnings=0, receipt=str(json_path.relative_to(paths.root)),
                   duplicate_of=first.record_id)
     _write_outcome(paths, out)
     return out

@@ -225,7 +225,7 @@ class _Reader:
             self._read_sheet(sheet, actual)
             return
         for name in names:
-            if name not in self.schema.sheets:
+            if name not in self.schema.sheets and name not in self.schema.template_sheets:
                 self._warn(name, None, None, f"工作表“{name}”不在模板中，已忽略")
         for sheet in self.schema.sheets.values():
             if sheet.name in names:

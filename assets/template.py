@@ -19,8 +19,8 @@ from assets.registry import Registry, load_registry
 from assets.xlsx import DATE_FORMAT, TITLE_FONT, WRAP, setup_print, write_table
 from expectations.schema import Field, Schema, Sheet, load_schema
 
-INSTRUCTIONS_SHEET = "填报说明"
-LISTS_SHEET = "下拉选项"  # hidden: sources of the long dropdowns
+# the instructions sheet, and the hidden sheet holding the long dropdown lists
+INSTRUCTIONS_SHEET, LISTS_SHEET = load_schema().template_sheets
 TABLE_ROWS = 20000        # rows of a table sheet that carry input rules
 TEXT_FORMAT = "@"         # keeps codes such as 630202 or 0012 as typed
 INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")

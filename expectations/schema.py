@@ -92,6 +92,7 @@ class Schema:
     limits: dict
     sheets: dict[str, Sheet]
     satisfaction: Sheet
+    template_sheets: tuple[str, ...] = ()
 
     @property
     def items_sheet(self) -> Sheet:
@@ -163,4 +164,5 @@ def load_schema(path: str | Path = SCHEMA_FILE) -> Schema:
         limits=dict(raw["limits"]),
         sheets=sheets,
         satisfaction=satisfaction,
+        template_sheets=tuple(raw.get("template_sheets", ())),
     )

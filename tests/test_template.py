@@ -286,7 +286,6 @@ def test_blank_template_gives_required_errors(tmp_path):
     assert all("必填" in p.message or "没有" in p.message for p in problems if p.severity == "error")
 
 
-@pytest.mark.xfail(strict=True, reason="the reader still warns about the template's 填报说明 and 下拉选项 sheets")
 def test_filled_template_gives_no_warnings(tmp_path):
     from assets.demo import submission_sheets
 
