@@ -400,3 +400,46 @@ def test_batch_of_300_submissions_with_200_cases():
     assert [(x.cell, x.value) for x in report.problems["s123"]] == [("E150", dt.date(2023, 12, 31))]
     cases = next(c for c in report.checks if c["suite"] == "执法案件台账")
     assert cases["rows"] == 300 * 200
+
+
+# --- end to end: generated file -> reader -> validation -------------------------
+
+@pytest.mark.parametrize("fmt", ["xlsx", "xls", "ods"])
+def test_generated_file_read_and_validated(tmp_path, fmt):
+    from assets.demo import indicator_codes, submission_sheets, write_workbook
+    from assets.reading import read_workbook
+
+    codes = set(indicator_codes())
+    sheets = submission_sheets(cases=30)
+    path = write_workbook(sheets, tmp_path / f"乐都区.{fmt}")
+    parsed = read_workbook(path, path.name)
+    assert parsed.errors == []
+    assert validate_batch({"ok": parsed}, REGISTRY, codes).problems == {"ok": []}
+
+    items = sheets["年度数据"]
+    value_col = LETTERS[items[0].index("数值")]
+    row_of = {r[0]: i + 1 for i, r in enumerate(items)}  # 编号 -> sheet row
+    items[row_of["D20"] - 1][items[0].index("数值")] = items[row_of["D19"] - 1][items[0].index("数值")] + 1
+    cases = sheets["执法案件台账"]
+    opened, closed = cases[0].index("立案日期"), cases[0].index("结案日期")
+    cases[3][closed] = cases[3][opened] - dt.timedelta(days=1)  # the third case, sheet row 4
+    bad = write_workbook(sheets, tmp_path / f"bad.{fmt}")
+    parsed = read_workbook(bad, bad.name)
+    found = validate_batch({"bad": parsed}, REGISTRY, codes).problems["bad"]
+    assert [(x.sheet, x.cell) for x in found] == [("年度数据", f"{value_col}{row_of['D20']}"),
+                                                 ("执法案件台账", f"{LETTERS[closed]}4")]
+    assert found[1].value == cases[3][closed]
+    assert found[1].message == f"结案日期（{LETTERS[closed]}4）不应早于立案日期（{LETTERS[opened]}4）"
+
+
+def test_generated_satisfaction_file(tmp_path):
+    from assets.demo import satisfaction_sheets, write_workbook
+    from assets.reading import read_workbook
+
+    rows = [("630202", "乐都区", 2024, 91.5), ("632126", "互助县", 2024, 88.0), ("630202", "乐都区", 2024, 90.0)]
+    path = write_workbook(satisfaction_sheets(rows), tmp_path / "2024年满意度测评结果.xlsx")
+    parsed = read_workbook(path, path.name)
+    assert parsed.kind == "satisfaction" and parsed.errors == []
+    found = validate_batch({"sat": parsed}, REGISTRY, CODES).problems["sat"]
+    assert [(x.cell, x.value) for x in found] == [("A2", "630202"), ("A4", "630202")]
+    assert found[0].message == "单位代码与测评年度重复：每个单位只应填写一行，请删除重复行"
