@@ -193,10 +193,20 @@ def _result_summary(rule: Rule, res, reported: int) -> dict:
              "columns": list(columns), "evaluated": res.result.get("element_count", 0),
              "unexpected": res.result.get("unexpected_count", 0), "reported": reported,
              "success": bool(res.success)}
-    if res.exception_info and res.exception_info.get("raised_exception"):
-        entry["error"] = res.exception_info.get("exception_message")
-        log.error("GX expectation %s on %s failed to run: %s", cfg.type, columns, entry["error"])
+    error = _exception(res.exception_info)
+    if error:
+        entry["error"] = error
+        log.error("GX expectation %s on %s could not run: %s", cfg.type, columns, error)
     return entry
+
+
+def _exception(info: dict | None) -> str | None:
+    """GX's exception text, given flat or per metric."""
+    if not info:
+        return None
+    infos = [info] if "raised_exception" in info else info.values()
+    return "; ".join(str(i.get("exception_message")) for i in infos
+                     if isinstance(i, dict) and i.get("raised_exception")) or None
 
 
 def _check_summary(s: SheetSuite, kind: str, frame: pd.DataFrame, books: dict, results: list[dict]) -> dict:

@@ -367,6 +367,19 @@ def test_string_dtype_and_nan_columns():
     assert [(x.cell, x.value) for x in found] == [("B3", None)]
 
 
+def test_values_of_the_wrong_type_surface_in_the_checks(caplog):
+    """Text in a number column breaks the reader's contract: no crash, a failed check says so."""
+    p = baseline(cases=3)
+    t = p.tables["执法案件台账"]
+    t["罚没金额（元）"] = t["罚没金额（元）"].astype(object)
+    set_cell(p, "执法案件台账", "罚没金额（元）", 3, "abc")
+    report = validate_batch({"s0": p}, REGISTRY, CODES)
+    cases = next(c for c in report.checks if c["suite"] == "执法案件台账")
+    broken = [r for r in cases["results"] if "error" in r]
+    assert [(r["rule"], r["field"], r["success"]) for r in broken] == [("range", "罚没金额（元）", False)]
+    assert not cases["success"] and "could not run" in caplog.text
+
+
 # --- satisfaction files --------------------------------------------------------
 
 def test_satisfaction_file():
