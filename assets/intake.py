@@ -392,8 +392,7 @@ def satisfaction_results(paths: Paths, outcomes: Iterable[Outcome], schema: Sche
         frame = parsed.tables.get(sheet)
         if frame is None:
             continue
-        for row in frame.itertuples(index=False):
-            rec = row._asdict()
+        for rec in frame.to_dict("records"):
             unit = registry.by_code(rec["单位代码"])
             if unit is None or rec["满意度得分"] is None:
                 continue
