@@ -53,6 +53,8 @@ def validate_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, indica
     for s in sheet_suites(schema, frozenset(indicator_codes)):
         kind = "satisfaction" if s.satisfaction else "submission"
         books = {sid: p for sid, p in parsed.items() if p.kind == kind}
+        if not books:
+            continue
         frame = _frame(s, books, schema)
         _derive(frame, s.derived, registry)
         results = []
