@@ -139,3 +139,65 @@ def test_mixed_inbox_every_format_duplicates_and_hostile_files(tmp_path):
 
 def _header_row(ws, first: str) -> int:
     return next(r for r in range(1, 10) if ws.cell(r, 1).value == first)
+
+
+def _set_item(sheets: dict, code: str, value) -> None:
+    row = next(r for r in sheets["年度数据"] if r and r[0] == code)
+    row[2] = value
+
+
+def _total(root: Path, year: int, unit_code: str) -> float:
+    import openpyxl
+    ws = openpyxl.load_workbook(root / "exports" / str(year) / f"海东市{year}年法治政府建设示范创建评分.xlsx")["总览"]
+    head = _header_row(ws, "排名")
+    return next(ws.cell(r, 4).value for r in range(head + 1, ws.max_row + 1) if ws.cell(r, 2).value == unit_code)
+
+
+def test_lookback_packages_across_runs_with_and_without_baseline(tmp_path):
+    import openpyxl
+
+    from assets.demo import satisfaction_sheets
+
+    root = tmp_path / "root"
+    inbox = root / "inbox"
+    inbox.mkdir(parents=True)
+    # Run 1: the naming year 2023 of 乐都区 (the naming year itself gets no package).
+    write_workbook(submission_sheets("630202", "乐都区", 2023, cases=40, seed=1, naming="省级示范", naming_year=2023),
+                   inbox / "乐都区2023.xlsx")
+    write_workbook(satisfaction_sheets([("630202", "乐都区", 2023, 95)]), inbox / "2023满意度.xlsx")
+    assert run_fazhi("process", "--root", str(root)).returncode == 0
+    assert not (root / "exports" / "2023" / "回头看" / "乐都区回头看检查包.xlsx").exists()
+    baseline = _total(root, 2023, "630202")
+
+    # Run 2: 2024, three yes/no items turned to 否 (−60 points); 平安区 named 2022 has no baseline.
+    worse = submission_sheets("630202", "乐都区", 2024, cases=400, seed=2, naming="省级示范", naming_year=2023)
+    for code in ("D05", "D11", "D14"):
+        _set_item(worse, code, "否")
+    write_workbook(worse, inbox / "乐都区2024.xlsx")
+    write_workbook(submission_sheets("630203", "平安区", 2024, cases=12, seed=3, naming="全国示范", naming_year=2022),
+                   inbox / "平安区2024.xlsx")
+    write_workbook(satisfaction_sheets([("630202", "乐都区", 2024, 95), ("630203", "平安区", 2024, 95)]),
+                   inbox / "2024满意度.xlsx")
+    result = run_fazhi("process", "--root", str(root))
+    assert result.returncode == 0, result.stderr
+    current = _total(root, 2024, "630202")
+    assert round(baseline - current, 2) >= 60
+    expected = "限期整改" if current < 800 else "重点关注"  # SPEC §6, first match wins (no veto here)
+
+    folder = root / "exports" / "2024" / "回头看"
+    wb = openpyxl.load_workbook(folder / "乐都区回头看检查包.xlsx")
+    assert wb.sheetnames == ["概况", "指标对比", "整改清单", "案卷抽查", "佐证材料核查", "负面事件"]
+    overview = "\n".join(str(c.value) for row in wb["概况"].iter_rows() for c in row if c.value is not None)
+    assert expected in overview and f"{baseline:.2f}" in overview and f"{current:.2f}" in overview
+    # 400 cases: n = max(10, ceil(5% of 400)) = 20 case rows, each citing its source row.
+    ws = wb["案卷抽查"]
+    sources = [c.value for c in ws[next(r for r in range(1, 10) if "来源" in [x.value for x in ws[r]])]]
+    col = sources.index("来源") + 1
+    head = next(r for r in range(1, 10) if ws.cell(r, col).value == "来源")
+    cited = [ws.cell(r, col).value for r in range(head + 1, ws.max_row + 1) if ws.cell(r, col).value]
+    assert len(cited) == 20 and all(s.startswith("乐都区2024.xlsx!执法案件台账!A") for s in cited)
+    flags = [r for r in wb["指标对比"].iter_rows(values_only=True) if r and r[0] in ("A5", "D1", "E3")]
+    assert len(flags) == 3
+
+    ping = openpyxl.load_workbook(folder / "平安区回头看检查包.xlsx")["概况"]
+    assert "无基线" in "\n".join(str(c.value) for row in ping.iter_rows() for c in row if c.value is not None)
