@@ -16,6 +16,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 run: install
+	$(BIN)/fazhi demo --seed-inbox "$(FAZHI_ROOT)"
 	mkdir -p "$(DAGSTER_HOME)" "$(FAZHI_ROOT)/inbox"
 	test -f "$(DAGSTER_HOME)/dagster.yaml" || cp deploy/dagster.sqlite.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	$(BIN)/dagster dev -w workspace.yaml -h $${FAZHI_HOST:-127.0.0.1} -p $${FAZHI_PORT:-3000}

@@ -65,6 +65,36 @@ def template(out: Path, units: str | None) -> int:
     return 0
 
 
+def demo(args: argparse.Namespace) -> int:
+    from assets.demo_set import seed_inbox, tty_progress, write_demo_set
+
+    if args.seed_inbox:
+        files = seed_inbox(Path(args.seed_inbox))
+        if files:
+            print(f"首次启动：已在 {Path(args.seed_inbox) / 'inbox'} 放入 {len(files)} 个示例文件。")
+        return 0
+    if not args.out:
+        print("请用 --out 指定输出目录（或用 --seed-inbox 目录）。", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    files = write_demo_set(out, args.units, cases=args.cases, year=args.year, seed=args.seed,
+                           formats=tuple(args.formats.split(",")), invalid=args.invalid,
+                           satisfaction=args.satisfaction, progress=tty_progress("已生成"))
+    rejected = sum(f.expected == "rejected" for f in files)
+    print(f"已生成 {len(files)} 个文件（其中 {rejected} 个故意填错）：{out / 'inbox'}；单位名录：{out / 'units.csv'}\n"
+          f"处理：fazhi process --root {out} --units {out / 'units.csv'}")
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(PROJECT_DIR))  # benchmarks/ is a project folder, not an installed package
+    from benchmarks.bench import run
+
+    return run(units=args.units, cases=args.cases, naive_sample=args.naive_sample, out=Path(args.out),
+               scaling=[int(n) for n in args.scaling.split(",")] if args.scaling else [],
+               latency=args.latency, stages=not args.no_stages)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fazhi", description="海东市法治政府建设示范创建评估数据管道")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,7 +105,30 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("template", help="生成空白报送模板")
     t.add_argument("--out", required=True, help="输出的 .xlsx 文件")
     t.add_argument("--units", help="单位名录 CSV（默认：海东市）")
+    d = sub.add_parser("demo", help="生成演示数据：单位名录和收件箱（每个单位一份报送）")
+    d.add_argument("--units", type=int, default=7, help="单位数（前7个为海东市各单位，其余为示例县）")
+    d.add_argument("--cases", type=int, default=100, help="每份报送的执法案件数（至少1）")
+    d.add_argument("--out", help="输出目录：写入 units.csv 和 inbox/")
+    d.add_argument("--seed", type=int, default=0, help="随机种子：相同参数生成相同文件")
+    d.add_argument("--formats", default="xlsx", help="文件格式，逗号分隔，轮流使用：xlsx,xls,ods,xlsm")
+    d.add_argument("--invalid", type=int, default=0, help="故意填错的文件数")
+    d.add_argument("--satisfaction", action="store_true", help="同时生成满意度测评结果文件")
+    d.add_argument("--year", type=int, default=2024, help="报送年度")
+    d.add_argument("--seed-inbox", metavar="ROOT",
+                   help="首次启动时（ROOT/.dagster 尚不存在且收件箱为空）放入海东市7个示例文件和满意度文件")
+    b = sub.add_parser("bench", help="性能基准：解析下限、朴素脚本与本管道的对比")
+    b.add_argument("--units", type=int, default=300, help="单位（文件）数")
+    b.add_argument("--cases", type=int, default=1000, help="每个文件的执法案件数")
+    b.add_argument("--naive-sample", type=int, default=30, help="朴素脚本实际运行的文件数（按每文件耗时外推）")
+    b.add_argument("--out", default=str(PROJECT_DIR / "benchmarks" / "out"), help="数据缓存和运行目录")
+    b.add_argument("--scaling", default="", help="另测这些单位数下的每文件耗时，如 300,1000,3000")
+    b.add_argument("--latency", action="store_true", help="启动 dagster dev，测放入文件到回执的时间")
+    b.add_argument("--no-stages", action="store_true", help="不做分阶段计时运行")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo(args)
+    if args.command == "bench":
+        return bench(args)
     if args.command == "process":
         return process(Path(args.root), args.units)
     return template(Path(args.out), args.units)
