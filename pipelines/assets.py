@@ -88,12 +88,26 @@ def intake_batch(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.
             description="校验通过" if out.status == "accepted" else f"发现 {out.errors} 处错误，文件已退回"))
 
     intake.mark_reported(paths, outcomes)
+    _tag_run(context, outcomes)
     counts = pd.Series([o.status for o in outcomes], dtype="object").value_counts().to_dict()
     return dg.MaterializeResult(metadata={
         "处理文件数": len(outcomes),
         "已受理": counts.get("accepted", 0), "已退回": counts.get("rejected", 0), "重复": counts.get("duplicate", 0),
         "涉及年度": ", ".join(map(str, years)) or "无",
     })
+
+
+def _tag_run(context: dg.AssetExecutionContext, outcomes: list[intake.Outcome]) -> None:
+    """Tag the run with the units and years it handled, so operators can filter runs by county."""
+    units = sorted({o.unit_code for o in outcomes if o.unit_code})
+    years = sorted({str(o.year) for o in outcomes if o.year})
+    tags = {"fazhi/year": ",".join(years)[:200]} if years else {}
+    if len(units) == 1:
+        tags["fazhi/unit"] = units[0]
+    if len(units) <= 50:  # a tag per unit stays readable; a national batch just says how many
+        tags.update({f"fazhi/unit/{u}": "1" for u in units})
+    tags["fazhi/units"] = str(len(units))
+    context.instance.add_run_tags(context.run_id, tags)
 
 
 @dg.asset(

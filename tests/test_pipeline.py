@@ -65,6 +65,8 @@ def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path
     job = defs.resolve_job_def(PIPELINE_JOB)
     run = job.execute_in_process(instance=instance)
     assert run.success
+    tags = instance.get_run_by_id(run.run_id).tags
+    assert tags["fazhi/unit/630202"] == "1" and tags["fazhi/unit/630203"] == "1" and tags["fazhi/year"] == "2024"
     outs = {o.original_name: o for o in intake.all_outcomes(paths)}
     assert outs["乐都区2024.xlsx"].status == "accepted"
     assert outs["平安区2024.xls"].status == "rejected"
