@@ -19,17 +19,20 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import pickle
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from assets.model import ParsedWorkbook, Problem, SubmissionRecord
 from assets.reading import read_workbook
 from assets.receipts import write_receipt
 from assets.registry import Registry
+from assets.scoring import coverage_counts
 from assets.validation import validate_batch
 from expectations.schema import Schema, load_schema
 
@@ -227,14 +230,28 @@ def _satisfaction_unit(parsed: ParsedWorkbook, registry: Registry, schema: Schem
     return None, (years.pop() if len(years) == 1 else None)
 
 
-def process_pending(paths: Paths, registry: Registry, indicator_codes: set[str], *,
+def process_pending(paths: Paths, registry: Registry, system, *,
                     schema: Schema | None = None,
                     progress: Callable[[int, int], None] | None = None,
-                    batch_size: int = int(os.environ.get("FAZHI_BATCH_SIZE", 500))) -> list[Outcome]:
-    """Read, check and receipt every received file that has no outcome yet."""
+                    batch_size: int | None = None) -> list[Outcome]:
+    """Read, check and receipt every received file that has no outcome yet.
+
+    `system` is the indicator system: its codes check 佐证材料, and its
+    coverage rules are counted here, while the full tables are in memory.
+    """
     schema = schema or load_schema()
+    batch_size = batch_size or int(os.environ.get("FAZHI_BATCH_SIZE", 500))
     with _exclusive(paths):
-        return _process_all(paths, registry, indicator_codes, schema, progress, batch_size)
+        todo = pending(paths)
+        seen_sha = {o.sha256: o for o in all_outcomes(paths) if o.status != "duplicate"}
+        outcomes: list[Outcome] = []
+        with _Workers(len(todo)) as workers:
+            for start in range(0, len(todo), batch_size):
+                outcomes += _process_chunk(paths, todo[start:start + batch_size], seen_sha, registry,
+                                           system, schema, workers)
+                if progress:
+                    progress(min(start + batch_size, len(todo)), len(todo))
+        return outcomes
 
 
 @contextmanager
@@ -248,20 +265,43 @@ def _exclusive(paths: Paths):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _process_all(paths, registry, indicator_codes, schema, progress, batch_size) -> list[Outcome]:
-    todo = pending(paths)
-    seen_sha = {o.sha256: o for o in all_outcomes(paths) if o.status != "duplicate"}
-    outcomes: list[Outcome] = []
-    for start in range(0, len(todo), batch_size):
-        outcomes += _process_chunk(paths, todo[start:start + batch_size], seen_sha, registry,
-                                   indicator_codes, schema)
-        if progress:
-            progress(min(start + batch_size, len(todo)), len(todo))
-    return outcomes
+class _Workers:
+    """Both cores for reading and receipts when a batch is big enough to pay for the start-up."""
+
+    MIN_FILES = 16
+
+    def __init__(self, files: int):
+        n = int(os.environ.get("FAZHI_WORKERS", min(2, os.cpu_count() or 1)))
+        self.pool = None
+        if n > 1 and files >= self.MIN_FILES:
+            self.pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver"))
+
+    def map(self, fn, items: list) -> list:
+        if self.pool is None or len(items) < self.MIN_FILES:
+            return [fn(i) for i in items]
+        return list(self.pool.map(fn, items, chunksize=max(1, len(items) // 32)))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _read_pickled(job: tuple[str, str]) -> bytes:
+    """Worker: read one archived file; pickled, since that is how it crosses processes and is stored."""
+    path, name = job
+    return pickle.dumps(read_workbook(Path(path), name), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _write_receipt_job(job: tuple[dict, str]) -> str:
+    receipt, folder = job
+    return str(write_receipt(receipt, Path(folder))[0])
 
 
 def _process_chunk(paths: Paths, chunk: list[Received], seen_sha: dict[str, Outcome],
-                   registry: Registry, indicator_codes: set[str], schema: Schema) -> list[Outcome]:
+                   registry: Registry, system, schema: Schema, workers: _Workers) -> list[Outcome]:
     fresh: dict[str, Received] = {}
     copies: list[Received] = []
     for rec in chunk:
@@ -269,24 +309,44 @@ def _process_chunk(paths: Paths, chunk: list[Received], seen_sha: dict[str, Outc
             copies.append(rec)
         else:
             fresh[rec.sha256] = rec
-    parsed = {r.record_id: read_workbook(paths.object(r.sha256), r.original_name, schema)
-              for r in fresh.values()}
+    recs = list(fresh.values())
+    blobs = workers.map(_read_pickled, [(str(paths.object(r.sha256)), r.original_name) for r in recs])
+    parsed = {r.record_id: pickle.loads(b) for r, b in zip(recs, blobs)}
     report = validate_batch({k: p for k, p in parsed.items() if p.cover or p.tables},
-                            registry, indicator_codes, schema)
-    outcomes = []
-    for sha, rec in fresh.items():
-        problems = parsed[rec.record_id].problems + report.problems.get(rec.record_id, [])
-        seen_sha[sha] = _finish(paths, rec, parsed[rec.record_id], problems, registry, schema)
-        outcomes.append(seen_sha[sha])
-    return outcomes + [_finish_duplicate(paths, rec, seen_sha[rec.sha256]) for rec in copies]
+                            registry, set(system.codes), schema)
+
+    receipts, outcomes = [], []
+    for rec, blob in zip(recs, blobs):
+        p = parsed[rec.record_id]
+        receipt, out = _judge(paths, rec, p, p.problems + report.problems.get(rec.record_id, []), registry, schema)
+        if out.kind in ("submission", "satisfaction"):
+            _write_atomic(paths.submissions / f"{rec.record_id}.pkl", blob)
+        receipts.append(receipt)
+        outcomes.append(out)
+    accepted = [o for o in outcomes if o.kind == "submission" and o.status == "accepted"]
+    counts = dict(zip((o.record_id for o in accepted),
+                      coverage_counts([parsed[o.record_id] for o in accepted], system)))
+    for rec, o in zip(recs, outcomes):
+        if o.kind == "submission":
+            problems = parsed[rec.record_id].problems + report.problems.get(rec.record_id, [])
+            _save_scoring_view(paths, o.record_id, replace(parsed[o.record_id], problems=problems),
+                               counts.get(o.record_id), system, schema)
+    paths_written = workers.map(_write_receipt_job, [(r, str(paths.receipts)) for r in receipts])
+    for out, json_path in zip(outcomes, paths_written):
+        out = replace(out, receipt=str(Path(json_path).relative_to(paths.root)))
+        _write_outcome(paths, out)
+        seen_sha[out.sha256] = out
+    done = [seen_sha[r.sha256] for r in recs]
+    return done + [_finish_duplicate(paths, rec, seen_sha[rec.sha256]) for rec in copies]
 
 
 def _receipt_problems(problems: Iterable[Problem], severity: str) -> list[dict]:
     return [p.to_json() for p in problems if p.severity == severity]
 
 
-def _finish(paths: Paths, rec: Received, parsed: ParsedWorkbook, problems: list[Problem],
-            registry: Registry, schema: Schema) -> Outcome:
+def _judge(paths: Paths, rec: Received, parsed: ParsedWorkbook, problems: list[Problem],
+           registry: Registry, schema: Schema) -> tuple[dict, Outcome]:
+    """The receipt and the outcome of one file (the receipt path is filled in once written)."""
     errors = _receipt_problems(problems, "error")
     warnings = _receipt_problems(problems, "warning")
     status = "rejected" if errors else "accepted"
@@ -301,19 +361,32 @@ def _finish(paths: Paths, rec: Received, parsed: ParsedWorkbook, problems: list[
         "received_at": rec.received_at, "unit_code": unit_code, "unit_name": unit_name,
         "year": year, "kind": kind, "errors": errors, "warnings": warnings,
     }
-    json_path, _ = write_receipt(receipt, paths.receipts)
     filled_on = parsed.cover.get("填报日期")
-    if kind in ("submission", "satisfaction"):
-        with open(paths.submissions / f"{rec.record_id}.pkl.tmp", "wb") as fh:
-            pickle.dump(parsed, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(paths.submissions / f"{rec.record_id}.pkl.tmp", paths.submissions / f"{rec.record_id}.pkl")
     out = Outcome(record_id=rec.record_id, status=status, kind=kind, original_name=rec.original_name,
                   sha256=rec.sha256, received_at=rec.received_at, unit_code=unit_code,
-                  unit_name=unit_name, year=year, errors=len(errors), warnings=len(warnings),
-                  receipt=str(json_path.relative_to(paths.root)),
+                  unit_name=unit_name, year=year, errors=len(errors), warnings=len(warnings), receipt="",
                   filled_on=filled_on.isoformat() if isinstance(filled_on, dt.date) else None)
-    _write_outcome(paths, out)
-    return out
+    return receipt, out
+
+
+# The scoring view of an accepted submission: its coverage counts, taken while
+# the full tables are in memory, and the workbook without its size-driving
+# sheet, so that scoring a year of 3,000 units never holds every case table.
+
+def _coverage_key(system) -> str:
+    rules = [(i.code, i.sheet, i.condition, i.among) for i in system.indicators if i.rule == "coverage"]
+    return hashlib.sha256(repr(rules).encode()).hexdigest()
+
+
+def _save_scoring_view(paths: Paths, record_id: str, parsed: ParsedWorkbook, coverage: dict | None,
+                       system, schema: Schema) -> None:
+    big = {s.name for s in schema.table_sheets if s.size_driver}
+    kept = {k: v for k, v in parsed.tables.items() if k not in big} if coverage is not None else {}
+    slim = replace(parsed, tables=kept)
+    folder = paths.root / "store" / "scoring"
+    folder.mkdir(exist_ok=True)
+    _write_atomic(folder / f"{record_id}.pkl",
+                  pickle.dumps((_coverage_key(system), coverage, slim), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _finish_duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
@@ -366,17 +439,32 @@ def load_parsed(paths: Paths, record_id: str) -> ParsedWorkbook:
         return pickle.load(fh)
 
 
-def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int) -> list[SubmissionRecord]:
-    """Every accepted or rejected submission of a year, with its parsed workbook."""
+def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int, system=None,
+                       full: Iterable[str] = ()) -> list[SubmissionRecord]:
+    """Every accepted or rejected submission of a year.
+
+    Records come with their scoring view (no case table, coverage counted)
+    when it matches `system`'s coverage rules; those in `full` (record ids),
+    or without a matching view, come with the whole parsed workbook.
+    """
+    full, key = set(full), (_coverage_key(system) if system is not None else None)
     records = []
     for o in outcomes:
         if o.kind != "submission" or o.year != year or o.status == "duplicate" or not o.unit_code:
             continue
+        parsed, coverage = None, None
+        view = paths.root / "store" / "scoring" / f"{o.record_id}.pkl"
+        if o.record_id not in full and key is not None and view.exists():
+            with open(view, "rb") as fh:
+                view_key, coverage, parsed = pickle.load(fh)
+            if view_key != key and o.status == "accepted":
+                parsed, coverage = None, None
         records.append(SubmissionRecord(
             submission_id=o.record_id, sha256=o.sha256, original_name=o.original_name,
             received_at=o.received_at, status=o.status, unit_code=o.unit_code, unit_name=o.unit_name,
             year=o.year, filled_on=dt.date.fromisoformat(o.filled_on) if o.filled_on else None,
-            parsed=load_parsed(paths, o.record_id), errors=o.errors, warnings=o.warnings))
+            parsed=parsed or load_parsed(paths, o.record_id), errors=o.errors, warnings=o.warnings,
+            coverage=coverage))
     return records
 
 

@@ -98,6 +98,8 @@ class SubmissionRecord:
     parsed: ParsedWorkbook
     errors: int = 0
     warnings: int = 0
+    # coverage indicator -> (rows meeting, qualifying rows), when counted at intake
+    coverage: dict | None = None
 
 
 @dataclass

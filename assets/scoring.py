@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from assets.indicators import ITEMS_SHEET, Indicator, IndicatorSystem, condition_text, resolve_date
-from assets.model import SubmissionRecord, YearResults, display
+from assets.model import ParsedWorkbook, SubmissionRecord, YearResults, display
 from assets.registry import Registry
 from expectations.schema import load_schema
 
@@ -83,8 +83,8 @@ def _columns(cond: dict) -> list[str]:
     return [cond[k] for k in ("column", "any_value", "column_in", "days_from", "to") if k in cond]
 
 
-def coverage_counts(records: list[SubmissionRecord], system: IndicatorSystem) -> list[dict[str, tuple[int, int]]]:
-    """Per record: coverage indicator -> (rows meeting the condition, qualifying rows).
+def coverage_counts(records: list[ParsedWorkbook], system: IndicatorSystem) -> list[dict[str, tuple[int, int]]]:
+    """Per workbook: coverage indicator -> (rows meeting the condition, qualifying rows).
 
     One vectorised pass per sheet over the rows of all records together: pandas
     costs per call, not per row, so thousands of small tables are cheap this way.
@@ -94,7 +94,7 @@ def coverage_counts(records: list[SubmissionRecord], system: IndicatorSystem) ->
     for sheet in dict.fromkeys(i.sheet for i in rules):
         mine = [i for i in rules if i.sheet == sheet]
         cols = list(dict.fromkeys(c for i in mine for c in _columns(i.condition) + _columns(i.among)))
-        tables = [r.parsed.tables.get(sheet) for r in records]
+        tables = [r.tables.get(sheet) for r in records]
         parts = [pd.DataFrame(columns=cols) if t is None else t.reindex(columns=cols) for t in tables]
         rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
         owner = np.repeat(np.arange(len(records)), [len(p) for p in parts])
@@ -244,7 +244,7 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 def score_submission(record: SubmissionRecord, system: IndicatorSystem, satisfaction: float | None,
                      satisfaction_source: str | None) -> pd.DataFrame:
     """One row per indicator (columns INDICATOR_COLUMNS); score NaN while 待测评."""
-    coverage = coverage_counts([record], system)[0]
+    coverage = record.coverage or coverage_counts([record.parsed], system)[0]
     return _frame(_score_rows(record, system, coverage, satisfaction, satisfaction_source))
 
 
@@ -284,7 +284,9 @@ def compute_year_results(year: int, records: list[SubmissionRecord],
     """Score each unit's counting submission; grade, recommend and rank (SPEC §4)."""
     counting = counting_submissions(records)
     codes = sorted(counting)
-    coverage = coverage_counts([counting[c] for c in codes], system)
+    missing = [counting[c].parsed for c in codes if counting[c].coverage is None]
+    counted = iter(coverage_counts(missing, system))
+    coverage = [counting[c].coverage if counting[c].coverage is not None else next(counted) for c in codes]
     rec = system.recommendation
     units, categories, indicators = [], [], []
     for code, cov in zip(codes, coverage):

@@ -55,8 +55,8 @@ def input_files(outcomes: list[Outcome], year: int) -> list[dict]:
 
 
 def records_and_satisfaction(paths: Paths, outcomes: list[Outcome], year: int, schema: Schema,
-                             registry: Registry):
-    records = submission_records(paths, outcomes, year)
+                             registry: Registry, system):
+    records = submission_records(paths, outcomes, year, system)
     satisfaction = satisfaction_results(paths, outcomes, schema, registry).get(year, {})
     return records, satisfaction
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from assets import intake, yearly
 from assets.indicators import load_indicators
-from assets.lookback import build_lookback_packages
+from assets.lookback import build_lookback_packages, lookback_targets
 from assets.registry import PROJECT_DIR
 from assets.score_workbook import write_score_workbook
 from assets.scoring import compute_year_results, load_year_results, save_year_results
@@ -61,7 +61,7 @@ def intake_batch(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.
     paths = fazhi.paths
     registry = fazhi.registry()
     system = load_indicators()
-    intake.process_pending(paths, registry, set(system.codes), progress=_progress)
+    intake.process_pending(paths, registry, system, progress=_progress)
     outcomes = intake.unreported(paths)
 
     # Every registry unit gets a partition for every year seen, so missing units show.
@@ -126,7 +126,7 @@ def year_results(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.
     stale = yearly.stale_years(paths, outcomes, [INDICATORS_FILE, fazhi.units_path])
     previews = []
     for year, fp in stale.items():
-        records, satisfaction = yearly.records_and_satisfaction(paths, outcomes, year, schema, registry)
+        records, satisfaction = yearly.records_and_satisfaction(paths, outcomes, year, schema, registry, system)
         results = compute_year_results(year, records, satisfaction, system, registry)
         save_year_results(results, paths.results / str(year))
         yearly.mark_fresh(paths, year, fp)
@@ -189,8 +189,6 @@ def score_workbooks(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> 
 )
 def lookback_packages(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.MaterializeResult:
     paths = fazhi.paths
-    registry = fazhi.registry()
-    schema = load_schema()
     system = load_indicators()
     outcomes = intake.all_outcomes(paths)
     rows = []
@@ -199,8 +197,9 @@ def lookback_packages(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -
         baselines = {int(p.name): load_year_results(p) for p in paths.results.iterdir()
                      if p.is_dir() and p.name.isdigit() and int(p.name) < year
                      and (p / yearly.FINGERPRINT).exists()}
-        records = {r.submission_id: r for r in yearly.records_and_satisfaction(
-            paths, outcomes, year, schema, registry)[0]}
+        named = set(current.units.submission_id[current.units.unit_code.isin(lookback_targets(current))])
+        records = {r.submission_id: r for r in intake.submission_records(
+            paths, [o for o in outcomes if o.record_id in named], year, full=named)}
         index = build_lookback_packages(current, baselines, records, paths.exports / str(year) / "回头看",
                                         list(system.recommendation.categories))
         (paths.exports / str(year)).mkdir(parents=True, exist_ok=True)
