@@ -92,7 +92,7 @@ def bench(args: argparse.Namespace) -> int:
 
     return run(units=args.units, cases=args.cases, naive_sample=args.naive_sample, out=Path(args.out),
                scaling=[int(n) for n in args.scaling.split(",")] if args.scaling else [],
-               latency=args.latency, stages=not args.no_stages)
+               latency=args.latency, stages=not args.no_stages, results=Path(args.results))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--scaling", default="", help="另测这些单位数下的每文件耗时，如 300,1000,3000")
     b.add_argument("--latency", action="store_true", help="启动 dagster dev，测放入文件到回执的时间")
     b.add_argument("--no-stages", action="store_true", help="不做分阶段计时运行")
+    b.add_argument("--results", default=str(PROJECT_DIR / "benchmarks" / "results.md"),
+                   help="结果表（Markdown；同名 .json 为原始数据）")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args)

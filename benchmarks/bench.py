@@ -1,0 +1,262 @@
+"""`fazhi bench`: the pipeline against the parse floor and a naive script, on the same files.
+
+Data sets are generated once per size into OUT/<units>x<cases>/data and reused.
+Every measured thing runs in its own subprocess, reaped with os.wait4, so wall
+time, CPU time (user+sys) and peak RSS belong to that process (and its children)
+alone.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from assets.demo_set import tty_progress, write_demo_set
+from assets.registry import PROJECT_DIR
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+BIN = Path(sys.executable).parent
+LATENCY_DROPS = 5
+TARGETS = {"pipeline_vs_floor": 2.0, "naive_vs_pipeline": 5.0, "peak_rss_mb": 2048,
+           "latency_median_s": 10.0, "scaling_spread": 0.25}
+
+
+@dataclass
+class Measured:
+    what: str
+    files: int
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    note: str = ""
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files / self.wall_s
+
+
+def measure(what: str, cmd: list[str], files: int, log: Path, env: dict | None = None) -> Measured:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_DIR)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd[:3])} … failed ({proc.returncode}); see {log}")
+    return Measured(what, files, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def dataset(out: Path, units: int, cases: int) -> Path:
+    """OUT/<units>x<cases>/data with units.csv and inbox/, generated once."""
+    data = out / f"{units}x{cases}" / "data"
+    if not (data / ".complete").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        print(f"生成 {units} 个文件（每个 {cases} 件执法案件）…", file=sys.stderr)
+        write_demo_set(data, units, cases=cases, invalid=math.ceil(units / 100), satisfaction=True,
+                       progress=tty_progress("已生成"))
+        (data / ".complete").touch()
+    return data
+
+
+def fresh_root(data: Path, name: str) -> Path:
+    root = data.parent / name
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(data / "inbox", root / "inbox")
+    return root
+
+
+def submissions(data: Path) -> list[Path]:
+    return sorted(p for p in (data / "inbox").iterdir() if "满意度" not in p.name)
+
+
+def floor(data: Path) -> Measured:
+    n = len(list((data / "inbox").iterdir()))
+    return measure("parse floor (calamine, every sheet)", [PYTHON, str(HERE / "floor.py"), str(data / "inbox")],
+                   n, data.parent / "floor.log")
+
+
+def pipeline(data: Path) -> tuple[Measured, dict]:
+    root = fresh_root(data, "run")
+    n = len(list((root / "inbox").iterdir()))
+    m = measure("pipeline (fazhi process)", [str(BIN / "fazhi"), "process", "--root", str(root),
+                                             "--units", str(data / "units.csv")], n, data.parent / "pipeline.log")
+    statuses: dict[str, int] = {}
+    for p in (root / "receipts").rglob("*.json"):
+        s = json.loads(p.read_text(encoding="utf-8"))["status"]
+        statuses[s] = statuses.get(s, 0) + 1
+    m.note = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+    return m, statuses
+
+
+def naive(data: Path, sample: int, files_total: int) -> Measured:
+    files = submissions(data)[:sample]
+    log = data.parent / "naive.log"
+    m = measure("naive script (openpyxl, GX per sheet per file, row loop)",
+                [PYTHON, str(HERE / "naive.py"), *map(str, files)], len(files), log)
+    timing = json.loads(log.read_text().strip().splitlines()[-1])
+    # One-off start-up once, then the measured per-file cost for every file.
+    wall = timing["startup_s"] + timing["loop_s"] / len(files) * files_total
+    return Measured(m.what, files_total, wall, m.cpu_s * wall / m.wall_s, m.peak_rss_mb,
+                    f"extrapolated from {len(files)} files ({m.wall_s:.1f} s measured)")
+
+
+def stage_times(data: Path) -> dict:
+    root = fresh_root(data, "stages")
+    report = data.parent / "stages.json"
+    measure("stages", [PYTHON, str(HERE / "stages.py"), str(report), "process", "--root", str(root),
+                       "--units", str(data / "units.csv")], 0, data.parent / "stages.log")
+    return json.loads(report.read_text(encoding="utf-8"))
+
+
+def drop_latency(data: Path, drops: int = LATENCY_DROPS) -> list[float]:
+    """Drop→receipt seconds under `dagster dev` (webserver + daemon + sensor), one file at a time."""
+    base = data.parent / "latency"
+    shutil.rmtree(base, ignore_errors=True)
+    home, root = base / ".dagster", base / "root"
+    home.mkdir(parents=True)
+    (root / "inbox").mkdir(parents=True)
+    shutil.copy(PROJECT_DIR / "deploy" / "dagster.sqlite.yaml", home / "dagster.yaml")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DAGSTER_HOME": str(home), "FAZHI_ROOT": str(root), "FAZHI_UNITS": str(data / "units.csv")}
+    with open(base / "dagster.log", "w") as log:
+        server = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+                                   "-p", str(port)], cwd=PROJECT_DIR, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for(lambda: (root / "archive").exists(), 300, "the inbox sensor never ticked")
+        times = []
+        for f in submissions(data)[:drops]:
+            before = _receipt_count(root)
+            t = time.perf_counter()
+            tmp = root / "inbox" / f".{f.name}.part"  # hidden while copying, like a finished save
+            shutil.copy(f, tmp)
+            os.replace(tmp, root / "inbox" / f.name)
+            _wait_for(lambda: _receipt_count(root) > before, 300, f"no receipt for {f.name}")
+            times.append(time.perf_counter() - t)
+        return times
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _receipt_count(root: Path) -> int:
+    return sum(1 for _ in (root / "receipts").rglob("*.json")) if (root / "receipts").exists() else 0
+
+
+def _wait_for(ready, timeout: float, failure: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(failure)
+        time.sleep(0.1)
+
+
+def machine() -> str:
+    mem = next((int(line.split()[1]) // 1024 // 1024 for line in open("/proc/meminfo")
+                if line.startswith("MemTotal")), 0)
+    return f"{os.cpu_count()} cores, {mem} GB RAM, {platform.system()} {platform.machine()}, " \
+           f"Python {platform.python_version()}"
+
+
+def run(units: int, cases: int, naive_sample: int, out: Path, scaling: list[int], latency: bool = False,
+        stages: bool = True, results: Path = HERE / "results.md") -> int:
+    out = out.resolve()
+    data = dataset(out, units, cases)
+    report: dict = {"date": dt.date.today().isoformat(), "machine": machine(), "units": units, "cases": cases}
+    print("计时：解析下限…", file=sys.stderr)
+    base = floor(data)
+    print("计时：本管道…", file=sys.stderr)
+    pipe, statuses = pipeline(data)
+    print("计时：朴素脚本…", file=sys.stderr)
+    slow = naive(data, naive_sample, pipe.files)
+    report["runs"] = [asdict(m) | {"files_per_s": m.files_per_s} for m in (base, pipe, slow)]
+    report["statuses"] = statuses
+    report["pipeline_vs_floor"] = pipe.wall_s / base.wall_s
+    report["naive_vs_pipeline"] = slow.wall_s / pipe.wall_s
+    report["peak_rss_mb"] = pipe.peak_rss_mb
+    if stages:
+        print("计时：分阶段…", file=sys.stderr)
+        report["stages"] = stage_times(data)
+    if scaling:
+        report["scaling"] = []
+        for n in scaling:
+            if n == units:
+                f, p = base, pipe
+            else:
+                d = dataset(out, n, cases)
+                print(f"计时：{n} 个文件的下限和管道…", file=sys.stderr)
+                f, p = floor(d), pipeline(d)[0]
+            report["scaling"].append({"units": n, "files": p.files, "floor_s_per_file": f.wall_s / f.files,
+                                      "pipeline_s_per_file": p.wall_s / p.files, "pipeline_vs_floor": p.wall_s / f.wall_s,
+                                      "peak_rss_mb": p.peak_rss_mb})
+    if latency:
+        print("计时：dagster dev 放入到回执…", file=sys.stderr)
+        report["latency_s"] = drop_latency(data)
+    text = markdown(report)
+    print(text)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(text, encoding="utf-8")
+    results.with_suffix(".json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    return 0
+
+
+def _verdict(ok: bool) -> str:
+    return "✅ 达标" if ok else "❌ 未达标"
+
+
+def markdown(r: dict) -> str:
+    lines = [f"### {r['units']} 个文件 × 每个 {r['cases']} 件执法案件（{r['date']}，{r['machine']}）", "",
+             "| 测量 | 文件数 | 墙钟 s | CPU s | 峰值内存 MB | 文件/秒 | 备注 |", "|---|---:|---:|---:|---:|---:|---|"]
+    lines += [f"| {m['what']} | {m['files']} | {m['wall_s']:.1f} | {m['cpu_s']:.1f} | {m['peak_rss_mb']:.0f} | "
+              f"{m['files_per_s']:.1f} | {m['note']} |" for m in r["runs"]]
+    spread = None
+    checks = [("本管道 / 解析下限（墙钟）", f"{r['pipeline_vs_floor']:.2f}×", f"≤ {TARGETS['pipeline_vs_floor']}×",
+               r["pipeline_vs_floor"] <= TARGETS["pipeline_vs_floor"]),
+              ("朴素脚本 / 本管道（墙钟）", f"{r['naive_vs_pipeline']:.1f}×", f"≥ {TARGETS['naive_vs_pipeline']}×",
+               r["naive_vs_pipeline"] >= TARGETS["naive_vs_pipeline"]),
+              ("本管道峰值内存", f"{r['peak_rss_mb']:.0f} MB", f"≤ {TARGETS['peak_rss_mb']} MB",
+               r["peak_rss_mb"] <= TARGETS["peak_rss_mb"])]
+    if r.get("latency_s"):
+        med = statistics.median(r["latency_s"])
+        checks.append(("放入→回执（dagster dev，中位数）", f"{med:.1f} s（{', '.join(f'{t:.1f}' for t in r['latency_s'])}）",
+                       f"≤ {TARGETS['latency_median_s']} s", med <= TARGETS["latency_median_s"]))
+    if r.get("scaling"):
+        per_file = [s["pipeline_s_per_file"] for s in r["scaling"]]
+        mean = statistics.mean(per_file)
+        spread = max(abs(x / mean - 1) for x in per_file)
+        checks.append(("每文件耗时随规模的偏差", f"±{spread:.0%}", f"±{TARGETS['scaling_spread']:.0%}",
+                       spread <= TARGETS["scaling_spread"]))
+    lines += ["", "| 指标 | 实测 | 目标 | 结论 |", "|---|---|---|---|"]
+    lines += [f"| {name} | {got} | {want} | {_verdict(ok)} |" for name, got, want, ok in checks]
+    if r.get("scaling"):
+        lines += ["", "| 单位数 | 下限 ms/文件 | 本管道 ms/文件 | 本管道/下限 | 峰值内存 MB |", "|---:|---:|---:|---:|---:|"]
+        lines += [f"| {s['units']} | {s['floor_s_per_file'] * 1000:.1f} | {s['pipeline_s_per_file'] * 1000:.1f} | "
+                  f"{s['pipeline_vs_floor']:.1f}× | {s['peak_rss_mb']:.0f} |" for s in r["scaling"]]
+    if r.get("stages"):
+        st = r["stages"]
+        lines += ["", f"本管道分阶段（插桩运行，总 {st['total_s']:.1f} s）：", "", "| 阶段 | 秒 | 占比 |", "|---|---:|---:|"]
+        lines += [f"| {k} | {v:.1f} | {v / st['total_s']:.0%} |"
+                  for k, v in sorted(st["stages"].items(), key=lambda kv: -kv[1])]
+        if st["missing"]:
+            lines += ["", "未能插桩（管道中已无此函数）：" + "、".join(st["missing"])]
+    return "\n".join(lines) + "\n"

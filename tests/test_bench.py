@@ -1,0 +1,121 @@
+"""Smoke tests of `fazhi demo` and `fazhi bench` as real commands on real files (no timings asserted)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from python_calamine import CalamineWorkbook
+
+from assets.demo_set import write_inbox
+from assets.registry import Unit, load_registry
+
+FAZHI = str(Path(sys.executable).with_name("fazhi"))
+
+
+def fazhi(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([FAZHI, *args], capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def sheets(path: Path) -> dict[str, list[list]]:
+    wb = CalamineWorkbook.from_path(str(path))
+    return {name: wb.get_sheet_by_name(name).to_python() for name in wb.sheet_names}
+
+
+def test_demo_set_is_processed_with_the_expected_outcomes(tmp_path):
+    out = tmp_path / "demo"
+    fazhi("demo", "--units", "9", "--cases", "5", "--invalid", "3", "--satisfaction",
+          "--formats", "xlsx,xls,ods", "--out", str(out))
+
+    with open(out / "units.csv", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["单位代码", "单位名称", "别名", "曾用代码"]
+    haidong = load_registry().units
+    assert [r[0] for r in rows[1:8]] == [u.code for u in haidong]
+    assert [r[1] for r in rows[8:]] == ["示例县0008", "示例县0009"]
+    codes = [r[0] for r in rows[1:]]
+    assert len(set(codes)) == 9 and all(len(c) == 6 for c in codes[7:])
+
+    files = sorted((out / "inbox").iterdir())
+    assert len(files) == 10
+    assert sorted(p.suffix for p in files if "满意度" not in p.name) == [".ods"] * 3 + [".xls"] * 3 + [".xlsx"] * 3
+    # Units that report a naming in an earlier year are due a 回头看 package (SPEC §6).
+    named = set()
+    for p in files:
+        if "满意度" in p.name:
+            continue
+        cover = {k: v for k, v, *_ in sheets(p)["封面"][1:]}
+        assert len(sheets(p)["执法案件台账"]) == 1 + 5
+        if cover["示范命名情况"] in ("省级示范", "全国示范"):
+            assert cover["命名年度"] < cover["报送年度"]
+            named.add(cover["单位名称"])
+    assert named
+
+    fazhi("process", "--root", str(out), "--units", str(out / "units.csv"))
+    receipts = [json.loads(p.read_text(encoding="utf-8")) for p in (out / "receipts").rglob("*.json")]
+    assert len(receipts) == 10
+    rejected = [r for r in receipts if r["status"] == "rejected"]
+    assert len(rejected) == 3 and all(len(r["errors"]) == 1 for r in rejected)
+    assert all(r["status"] == "accepted" for r in receipts if r not in rejected)
+    # Three kinds of mistake: an unreadable number, an enum value off the list, a broken D-item rule.
+    errors = sorted((r["errors"][0]["sheet"], r["errors"][0]["value"]) for r in rejected)
+    assert [e[0] for e in errors] == ["年度数据", "年度数据", "执法案件台账"]
+    assert "约十次" in {e[1] for e in errors}
+    assert any(r["kind"] == "satisfaction" and r["status"] == "accepted" for r in receipts)
+
+    packages = {p.name for p in (out / "exports" / "2024" / "回头看").glob("*回头看检查包.xlsx")}
+    accepted_named = named - {r["unit_name"] for r in rejected}
+    assert packages == {f"{n}回头看检查包.xlsx" for n in accepted_named}
+
+
+def test_same_seed_same_content(tmp_path):
+    units = [Unit("630202", "乐都区"), Unit("800008", "示例县0008")]
+    a = write_inbox(tmp_path / "a", units, cases=3, seed=7, invalid=1, processes=1)
+    b = write_inbox(tmp_path / "b", units, cases=3, seed=7, invalid=1, processes=1)
+    assert [f.expected for f in a] == [f.expected for f in b] and {f.expected for f in a} == {"accepted", "rejected"}
+    for fa, fb in zip(a, b):
+        assert sheets(fa.path) == sheets(fb.path)
+    c = write_inbox(tmp_path / "c", units, cases=3, seed=8, processes=1)
+    assert sheets(a[0].path)["执法案件台账"] != sheets(c[0].path)["执法案件台账"]
+
+
+def test_seed_inbox_only_on_a_fresh_root(tmp_path):
+    root = tmp_path / "root"
+    (root / "inbox").mkdir(parents=True)
+    (root / "inbox" / ".gitkeep").touch()
+    fazhi("demo", "--seed-inbox", str(root))
+    names = sorted(p.name for p in (root / "inbox").iterdir() if p.name != ".gitkeep")
+    assert len(names) == len(load_registry().units) + 1 and sum("满意度" in n for n in names) == 1
+    # Never again once the inbox holds files, nor once the instance exists.
+    fazhi("demo", "--seed-inbox", str(root))
+    assert len(list((root / "inbox").iterdir())) == len(names) + 1
+    other = tmp_path / "used"
+    (other / ".dagster").mkdir(parents=True)
+    fazhi("demo", "--seed-inbox", str(other))
+    assert not (other / "inbox").exists()
+
+
+def test_bench_writes_the_results_table(tmp_path):
+    results = tmp_path / "results.md"
+    printed = fazhi("bench", "--units", "4", "--cases", "10", "--naive-sample", "2", "--out", str(tmp_path / "out"),
+                    "--results", str(results)).stdout
+    table = results.read_text(encoding="utf-8")
+    assert table in printed
+    assert "| 测量 | 文件数 | 墙钟 s | CPU s | 峰值内存 MB | 文件/秒 | 备注 |" in table
+    for label in ("parse floor", "pipeline (fazhi process)", "naive script", "本管道 / 解析下限",
+                  "朴素脚本 / 本管道", "本管道峰值内存", "read (calamine", "validate (GX suites)"):
+        assert label in table
+    report = json.loads(results.with_suffix(".json").read_text(encoding="utf-8"))
+    floor, pipeline, naive = report["runs"]
+    # 4 submissions (one deliberately wrong: 1% rounded up) and the survey file
+    assert floor["files"] == pipeline["files"] == naive["files"] == 5
+    assert report["statuses"] == {"accepted": 4, "rejected": 1}
+    assert all(m["wall_s"] > 0 and m["cpu_s"] > 0 and m["peak_rss_mb"] > 10 for m in report["runs"])
+    assert report["pipeline_vs_floor"] == pipeline["wall_s"] / floor["wall_s"]
+    # Every stage the stopwatch wraps still exists in the pipeline.
+    assert report["stages"]["missing"] == []
