@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from assets.datadocs import write_datadocs, write_submission_report
 from assets.model import ParsedWorkbook, Problem, SubmissionRecord
 from assets.reading import read_workbook
 from assets.receipts import write_receipt
@@ -295,9 +296,12 @@ def _read_pickled(job: tuple[str, str]) -> bytes:
     return pickle.dumps(read_workbook(Path(path), name), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _write_receipt_job(job: tuple[dict, str]) -> str:
-    receipt, folder = job
-    return str(write_receipt(receipt, Path(folder))[0])
+def _write_receipt_job(job: tuple[dict, str, str | None]) -> str:
+    """Worker: the receipt (JSON + xlsx) and a readable HTML check report beside it."""
+    receipt, folder, datadocs = job
+    json_path = write_receipt(receipt, Path(folder))[0]
+    write_submission_report(receipt, json_path.with_suffix(".html"), Path(datadocs) if datadocs else None)
+    return str(json_path)
 
 
 def _process_chunk(paths: Paths, chunk: list[Received], seen_sha: dict[str, Outcome],
@@ -314,6 +318,8 @@ def _process_chunk(paths: Paths, chunk: list[Received], seen_sha: dict[str, Outc
     parsed = {r.record_id: pickle.loads(b) for r, b in zip(recs, blobs)}
     report = validate_batch({k: p for k, p in parsed.items() if p.cover or p.tables},
                             registry, set(system.codes), schema)
+    datadocs = (str(write_datadocs(report.gx_results, paths.receipts / "_datadocs" / recs[0].record_id))
+                if report.gx_results else None)
 
     receipts, outcomes = [], []
     for rec, blob in zip(recs, blobs):
@@ -331,7 +337,7 @@ def _process_chunk(paths: Paths, chunk: list[Received], seen_sha: dict[str, Outc
             problems = parsed[rec.record_id].problems + report.problems.get(rec.record_id, [])
             _save_scoring_view(paths, o.record_id, replace(parsed[o.record_id], problems=problems),
                                counts.get(o.record_id), system, schema)
-    paths_written = workers.map(_write_receipt_job, [(r, str(paths.receipts)) for r in receipts])
+    paths_written = workers.map(_write_receipt_job, [(r, str(paths.receipts), datadocs) for r in receipts])
     for out, json_path in zip(outcomes, paths_written):
         out = replace(out, receipt=str(Path(json_path).relative_to(paths.root)))
         _write_outcome(paths, out)
@@ -403,7 +409,7 @@ def _finish_duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
         "duplicate_of": {"original_name": first.original_name, "received_at": first.received_at,
                          "status": first.status},
     }
-    json_path, _ = write_receipt(receipt, paths.receipts)
+    json_path = Path(_write_receipt_job((receipt, str(paths.receipts), None)))
     out = Outcome(record_id=rec.record_id, status="duplicate", kind=first.kind,
                   original_name=rec.original_name, sha256=rec.sha256, received_at=rec.received_at,
                   unit_code=first.unit_code, unit_name=first.unit_name, year=first.year,

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,11 +37,13 @@ class ValidationReport:
                     in schema sheet order, then row, then column
     checks          one entry per suite run, for asset check metadata
     per_submission  submission id -> schema sheet -> number of errors
+    gx_results      suite name -> the GX validation result, for Data Docs
     """
 
     problems: dict[str, list[Problem]]
     checks: list[dict]
     per_submission: dict[str, dict[str, int]]
+    gx_results: dict = field(default_factory=dict)
 
 
 def validate_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, indicator_codes: set[str],
@@ -49,7 +51,7 @@ def validate_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, indica
     schema = schema or load_schema()
     order = {name: i for i, name in enumerate([*schema.sheets, schema.satisfaction.name])}
     found: dict[str, list[tuple]] = {sid: [] for sid in parsed}
-    checks = []
+    checks, gx_results = [], {}
     for s in sheet_suites(schema, frozenset(indicator_codes)):
         kind = "satisfaction" if s.satisfaction else "submission"
         books = {sid: p for sid, p in parsed.items() if p.kind == kind}
@@ -60,8 +62,8 @@ def validate_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, indica
         results = []
         if len(frame):
             run = s.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-            results = sorted(run.validate(s.suite, result_format=RESULT_FORMAT).results,
-                             key=lambda r: r.expectation_config.meta["rule"])
+            gx_results[s.name] = run.validate(s.suite, result_format=RESULT_FORMAT)
+            results = sorted(gx_results[s.name].results, key=lambda r: r.expectation_config.meta["rule"])
         summary = []
         for res in results:
             rule = s.rules[res.expectation_config.meta["rule"]]
@@ -76,7 +78,7 @@ def validate_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, indica
             summary.append(_result_summary(rule, res, reported))
         checks.append(_check_summary(s, kind, frame, books, summary))
     problems = {sid: [p for *_, p in sorted(hits, key=lambda h: h[:3])] for sid, hits in found.items()}
-    return ValidationReport(problems, checks, _per_submission(parsed, schema, found))
+    return ValidationReport(problems, checks, _per_submission(parsed, schema, found), gx_results)
 
 
 class _Where:

@@ -11,6 +11,7 @@ from assets.indicators import load_indicators
 from assets.lookback import build_lookback_packages, lookback_targets
 from assets.registry import PROJECT_DIR
 from assets.score_workbook import write_score_workbook
+from assets.status import reporting_status, status_markdown, status_table
 from assets.scoring import compute_year_results, load_year_results, save_year_results
 from expectations.schema import load_schema
 from pipelines.resources import FazhiSettings
@@ -45,6 +46,7 @@ def _check_metadata(out: intake.Outcome, paths: intake.Paths) -> dict:
         "提示数": out.warnings,
         "文件": out.original_name,
         "回执": dg.MetadataValue.path(str(paths.root / out.receipt)),
+        "校验报告": dg.MetadataValue.path(str((paths.root / out.receipt).with_suffix(".html"))),
         "未通过的单元格": dg.MetadataValue.md(
             "\n".join(f"- {e['sheet'] or ''}!{e['cell'] or ''}：{e['message']}（填写值：{e['value']}）"
                       for e in failing) or "无"),
@@ -108,6 +110,24 @@ def _tag_run(context: dg.AssetExecutionContext, outcomes: list[intake.Outcome]) 
         tags.update({f"fazhi/unit/{u}": "1" for u in units})
     tags["fazhi/units"] = str(len(units))
     context.instance.add_run_tags(context.run_id, tags)
+
+
+@dg.asset(
+    deps=[intake_batch],
+    group_name="intake",
+    description="各单位报送情况（按年度）：名录中每个单位为 已受理 / 已退回 / 未报送，附最近文件及接收时间，便于截止前催报。",
+    kinds={"pandas"},
+    owners=["team:市依法治市办"],
+)
+def reporting_status_table(fazhi: FazhiSettings) -> dg.MaterializeResult:
+    outcomes, registry, meta = intake.all_outcomes(fazhi.paths), fazhi.registry(), {}
+    for year in sorted({o.year for o in outcomes if o.partition_key}):
+        df = reporting_status(outcomes, registry, year)
+        columns, records = status_table(df)
+        meta[f"{year}年报送情况"] = dg.MetadataValue.table(
+            [dg.TableRecord(r) for r in records], dg.TableSchema([dg.TableColumn(**c) for c in columns]))
+        meta[f"{year}年概况"] = dg.MetadataValue.md(status_markdown(df).split("\n")[0])
+    return dg.MaterializeResult(metadata=meta)
 
 
 @dg.asset(

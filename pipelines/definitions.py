@@ -13,12 +13,15 @@ PIPELINE_JOB = "fazhi_pipeline"
 def make_definitions(settings: FazhiSettings | None = None, sensor_interval: int = 2) -> dg.Definitions:
     job = dg.define_asset_job(
         PIPELINE_JOB,
-        selection=dg.AssetSelection.assets(assets.intake_batch, assets.year_results,
+        selection=dg.AssetSelection.assets(assets.intake_batch, assets.reporting_status_table, assets.year_results,
                                            assets.score_workbooks, assets.lookback_packages),
         description="收件 → 校验与回执 → 年度结果 → 评分工作簿与回头看检查包",
+        # One process for the whole run: a subprocess per step would pay the
+        # imports again for every stage and delay the clerk's receipt.
+        executor_def=dg.in_process_executor,
     )
     return dg.Definitions(
-        assets=[assets.submission, assets.intake_batch, assets.year_results,
+        assets=[assets.submission, assets.intake_batch, assets.reporting_status_table, assets.year_results,
                 assets.score_workbooks, assets.lookback_packages],
         asset_checks=[assets.great_expectations],
         jobs=[job],

@@ -80,6 +80,13 @@ def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path
     execs = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=10)
     assert len(execs) == 1 and execs[0].partition == "2024-630202"
 
+    report = (root / outs["平安区2024.xls"].receipt).with_suffix(".html").read_text(encoding="utf-8")
+    assert "二〇二四" in report and "Great Expectations" in report
+    status = instance.fetch_materializations(dg.AssetKey("reporting_status_table"), limit=1).records[0]
+    summary = status.asset_materialization.metadata["2024年概况"].value
+    # 平安区's file is rejected with an unreadable 报送年度, so it counts for no year
+    assert "已受理 1，已退回 0，未报送 6" in summary, summary
+
     receipt = json.loads((root / outs["平安区2024.xls"].receipt).read_text(encoding="utf-8"))
     assert receipt["status"] == "rejected"
     assert {"sheet": "封面", "cell": "B4", "value": "二〇二四"}.items() <= receipt["errors"][0].items()
