@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Protection
+from openpyxl.styles import Protection
 from openpyxl.utils import column_index_from_string, get_column_letter
 
 from assets.model import SubmissionRecord, YearResults, display
-from assets.xlsx import BORDER, DATE_FORMAT, SCORE_FORMAT, TITLE_FONT, WRAP, set_value, write_table
+from assets.xlsx import BORDER, DATE_FORMAT, SCORE_FORMAT, TITLE_FONT, WRAP, write_table
 from expectations.schema import load_schema
 
 _SCHEMA = load_schema()

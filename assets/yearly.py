@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
-from assets.intake import Outcome, Paths, satisfaction_results, submission_records
+import pandas as pd
+
+from assets.intake import Outcome, Paths, all_outcomes, satisfaction_results, submission_records
+from assets.lookback import build_lookback_packages, lookback_targets
+from assets.model import YearResults
 from assets.registry import Registry
+from assets.score_workbook import workbook_name, write_score_workbook
+from assets.scoring import compute_year_results, load_year_results, save_year_results
 from expectations.schema import Schema
 
 FINGERPRINT = "fingerprint.txt"
@@ -54,13 +59,64 @@ def input_files(outcomes: list[Outcome], year: int) -> list[dict]:
                                             or o.kind == "satisfaction")]
 
 
-def records_and_satisfaction(paths: Paths, outcomes: list[Outcome], year: int, schema: Schema,
-                             registry: Registry, system):
-    records = submission_records(paths, outcomes, year, system)
-    satisfaction = satisfaction_results(paths, outcomes, schema, registry).get(year, {})
-    return records, satisfaction
+def refresh_year_results(paths: Paths, registry: Registry, schema: Schema, system,
+                         config_files: list[Path | None]) -> list[YearResults]:
+    """Recompute and store the results of every year whose inputs changed."""
+    outcomes = all_outcomes(paths)
+    updated = []
+    for year, fp in stale_years(paths, outcomes, config_files).items():
+        records = submission_records(paths, outcomes, year, system)
+        satisfaction = satisfaction_results(paths, outcomes, schema, registry).get(year, {})
+        results = compute_year_results(year, records, satisfaction, system, registry)
+        save_year_results(results, paths.results / str(year))
+        mark_fresh(paths, year, fp)
+        updated.append(results)
+    return updated
 
 
-def dump_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+def _changed_exports(paths: Paths, stamp_name: str) -> list[tuple[int, str]]:
+    """Years whose results changed since this export was last written."""
+    changed = []
+    for d in sorted(paths.results.glob("*/" + FINGERPRINT)):
+        year, fp = int(d.parent.name), d.read_text()
+        stamp = paths.exports / str(year) / stamp_name
+        if not stamp.exists() or stamp.read_text() != fp:
+            changed.append((year, fp))
+    return changed
+
+
+def _stamp(paths: Paths, year: int, stamp_name: str, fp: str) -> None:
+    folder = paths.exports / str(year)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / stamp_name).write_text(fp)
+
+
+def publish_score_workbooks(paths: Paths, system) -> list[Path]:
+    """Rewrite the score workbook of every year whose results changed."""
+    outcomes = all_outcomes(paths)
+    written = []
+    for year, fp in _changed_exports(paths, ".score_workbook"):
+        out = paths.exports / str(year) / workbook_name(year)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_score_workbook(load_year_results(paths.results / str(year)), system, out, input_files(outcomes, year))
+        _stamp(paths, year, ".score_workbook", fp)
+        written.append(out)
+    return written
+
+
+def publish_lookback(paths: Paths, system) -> pd.DataFrame:
+    """Rewrite the 回头看 packages of every year whose results changed; returns their index."""
+    outcomes = all_outcomes(paths)
+    stored = {int(p.parent.name): p.parent for p in paths.results.glob("*/" + FINGERPRINT)}
+    rows = []
+    for year, fp in _changed_exports(paths, ".lookback"):
+        current = load_year_results(stored[year])
+        baselines = {y: load_year_results(d) for y, d in stored.items() if y < year}
+        named = set(current.units.submission_id[current.units.unit_code.isin(lookback_targets(current))])
+        # only the named units' workbooks are loaded whole: the case sample needs their case tables
+        records = {r.submission_id: r for r in submission_records(
+            paths, [o for o in outcomes if o.record_id in named], year, full=named)}
+        rows.append(build_lookback_packages(current, baselines, records, paths.exports / str(year) / "回头看",
+                                            list(system.recommendation.categories)))
+        _stamp(paths, year, ".lookback", fp)
+    return pd.concat(rows) if rows else pd.DataFrame()

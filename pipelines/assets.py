@@ -8,11 +8,8 @@ import pandas as pd
 
 from assets import intake, yearly
 from assets.indicators import load_indicators
-from assets.lookback import build_lookback_packages, lookback_targets
 from assets.registry import PROJECT_DIR
-from assets.score_workbook import write_score_workbook
 from assets.status import reporting_status, status_markdown, status_table
-from assets.scoring import compute_year_results, load_year_results, save_year_results
 from expectations.schema import load_schema
 from pipelines.resources import FazhiSettings
 
@@ -138,23 +135,11 @@ def reporting_status_table(fazhi: FazhiSettings) -> dg.MaterializeResult:
     owners=["team:市依法治市办"],
 )
 def year_results(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.MaterializeResult:
-    paths = fazhi.paths
-    registry = fazhi.registry()
-    schema = load_schema()
-    system = load_indicators()
-    outcomes = intake.all_outcomes(paths)
-    stale = yearly.stale_years(paths, outcomes, [INDICATORS_FILE, fazhi.units_path])
-    previews = []
-    for year, fp in stale.items():
-        records, satisfaction = yearly.records_and_satisfaction(paths, outcomes, year, schema, registry, system)
-        results = compute_year_results(year, records, satisfaction, system, registry)
-        save_year_results(results, paths.results / str(year))
-        yearly.mark_fresh(paths, year, fp)
-        previews.append(_ranking_markdown(results))
-        context.log.info(f"{year} 年结果已更新：{len(results.units)} 个单位")
+    updated = yearly.refresh_year_results(fazhi.paths, fazhi.registry(), load_schema(), load_indicators(),
+                                          [INDICATORS_FILE, fazhi.units_path])
     return dg.MaterializeResult(metadata={
-        "更新年度": ", ".join(map(str, stale)) or "无变化",
-        "排名预览": dg.MetadataValue.md("\n\n".join(previews) or "无变化"),
+        "更新年度": ", ".join(str(r.year) for r in updated) or "无变化",
+        "排名预览": dg.MetadataValue.md("\n\n".join(_ranking_markdown(r) for r in updated) or "无变化"),
     })
 
 
@@ -167,17 +152,6 @@ def _ranking_markdown(results) -> str:
     return "\n".join(lines)
 
 
-def _changed_years(paths: intake.Paths, stamp_name: str) -> list[tuple[int, str]]:
-    """Years whose results changed since this export was last written."""
-    changed = []
-    for d in sorted(paths.results.glob("*/" + yearly.FINGERPRINT)):
-        year, fp = int(d.parent.name), d.read_text()
-        stamp = paths.exports / str(year) / stamp_name
-        if not stamp.exists() or stamp.read_text() != fp:
-            changed.append((year, fp))
-    return changed
-
-
 @dg.asset(
     deps=[year_results],
     group_name="exports",
@@ -185,18 +159,8 @@ def _changed_years(paths: intake.Paths, stamp_name: str) -> list[tuple[int, str]
     kinds={"excel"},
     owners=["team:评估专家"],
 )
-def score_workbooks(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.MaterializeResult:
-    paths = fazhi.paths
-    system = load_indicators()
-    outcomes = intake.all_outcomes(paths)
-    written = []
-    for year, fp in _changed_years(paths, ".score_workbook"):
-        results = load_year_results(paths.results / str(year))
-        out = paths.exports / str(year) / f"海东市{year}年法治政府建设示范创建评分.xlsx"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_score_workbook(results, system, out, yearly.input_files(outcomes, year))
-        (out.parent / ".score_workbook").write_text(fp)
-        written.append(str(out))
+def score_workbooks(fazhi: FazhiSettings) -> dg.MaterializeResult:
+    written = yearly.publish_score_workbooks(fazhi.paths, load_indicators())
     return dg.MaterializeResult(metadata={"写出文件": dg.MetadataValue.md("\n".join(f"- {w}" for w in written) or "无变化")})
 
 
@@ -207,25 +171,8 @@ def score_workbooks(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> 
     kinds={"excel"},
     owners=["team:评估专家"],
 )
-def lookback_packages(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.MaterializeResult:
-    paths = fazhi.paths
-    system = load_indicators()
-    outcomes = intake.all_outcomes(paths)
-    rows = []
-    for year, fp in _changed_years(paths, ".lookback"):
-        current = load_year_results(paths.results / str(year))
-        baselines = {int(p.name): load_year_results(p) for p in paths.results.iterdir()
-                     if p.is_dir() and p.name.isdigit() and int(p.name) < year
-                     and (p / yearly.FINGERPRINT).exists()}
-        named = set(current.units.submission_id[current.units.unit_code.isin(lookback_targets(current))])
-        records = {r.submission_id: r for r in intake.submission_records(
-            paths, [o for o in outcomes if o.record_id in named], year, full=named)}
-        index = build_lookback_packages(current, baselines, records, paths.exports / str(year) / "回头看",
-                                        list(system.recommendation.categories))
-        (paths.exports / str(year)).mkdir(parents=True, exist_ok=True)
-        (paths.exports / str(year) / ".lookback").write_text(fp)
-        rows.append(index)
-    index = pd.concat(rows) if rows else pd.DataFrame()
+def lookback_packages(fazhi: FazhiSettings) -> dg.MaterializeResult:
+    index = yearly.publish_lookback(fazhi.paths, load_indicators())
     return dg.MaterializeResult(metadata={
         "检查包数": len(index),
         "检查包": dg.MetadataValue.md(index.to_markdown(index=False) if len(index) else "无"),
