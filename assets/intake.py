@@ -33,7 +33,7 @@ from assets.model import ParsedWorkbook, Problem, SubmissionRecord
 from assets.reading import read_workbook
 from assets.receipts import write_receipt
 from assets.registry import Registry
-from assets.scoring import coverage_counts
+from assets.scoring import coverage_counts, score_submission
 from assets.validation import validate_batch
 from expectations.schema import Schema, load_schema
 
@@ -66,6 +66,8 @@ class Outcome:
     receipt: str               # path of the JSON receipt, relative to the root
     filled_on: str | None = None
     duplicate_of: str | None = None
+    rows: dict | None = None              # records per table sheet
+    score_preview: float | None = None    # total without the satisfaction result
 
     @property
     def partition_key(self) -> str | None:
@@ -332,11 +334,13 @@ def _process_chunk(paths: Paths, chunk: list[Received], seen_sha: dict[str, Outc
     accepted = [o for o in outcomes if o.kind == "submission" and o.status == "accepted"]
     counts = dict(zip((o.record_id for o in accepted),
                       coverage_counts([parsed[o.record_id] for o in accepted], system)))
-    for rec, o in zip(recs, outcomes):
+    for i, (rec, o) in enumerate(zip(recs, outcomes)):
         if o.kind == "submission":
             problems = parsed[rec.record_id].problems + report.problems.get(rec.record_id, [])
             _save_scoring_view(paths, o.record_id, replace(parsed[o.record_id], problems=problems),
                                counts.get(o.record_id), system, schema)
+        if o.record_id in counts:
+            outcomes[i] = replace(o, score_preview=_preview(o, parsed[o.record_id], counts[o.record_id], system))
     paths_written = workers.map(_write_receipt_job, [(r, str(paths.receipts), datadocs) for r in receipts])
     for out, json_path in zip(outcomes, paths_written):
         out = replace(out, receipt=str(Path(json_path).relative_to(paths.root)))
@@ -371,8 +375,16 @@ def _judge(paths: Paths, rec: Received, parsed: ParsedWorkbook, problems: list[P
     out = Outcome(record_id=rec.record_id, status=status, kind=kind, original_name=rec.original_name,
                   sha256=rec.sha256, received_at=rec.received_at, unit_code=unit_code,
                   unit_name=unit_name, year=year, errors=len(errors), warnings=len(warnings), receipt="",
-                  filled_on=filled_on.isoformat() if isinstance(filled_on, dt.date) else None)
+                  filled_on=filled_on.isoformat() if isinstance(filled_on, dt.date) else None,
+                  rows={name: len(t) for name, t in parsed.tables.items()})
     return receipt, out
+
+
+def _preview(o: Outcome, parsed: ParsedWorkbook, coverage: dict, system) -> float:
+    """The submission's total before the satisfaction result: shown to operators, never ranked."""
+    record = SubmissionRecord(o.record_id, o.sha256, o.original_name, o.received_at, o.status, o.unit_code,
+                              o.unit_name, o.year, None, parsed, coverage=coverage)
+    return round(float(score_submission(record, system, None, None)["score"].sum()), 2)
 
 
 # The scoring view of an accepted submission: its coverage counts, taken while

@@ -80,7 +80,10 @@ def intake_batch(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.
             description=f"{out.unit_name} {out.year}年 报送文件 {out.original_name}",
             metadata={"单位": f"{out.unit_code} {out.unit_name}", "状态": "已受理" if out.status == "accepted" else "已退回",
                       "文件": out.original_name, "sha256": out.sha256, "接收时间": out.received_at,
-                      "填报日期": out.filled_on or "", "错误数": out.errors, "提示数": out.warnings}))
+                      "填报日期": out.filled_on or "", "错误数": out.errors, "提示数": out.warnings,
+                      "各表记录数": dg.MetadataValue.json(out.rows or {}),
+                      "dagster/row_count": sum((out.rows or {}).values()),
+                      **({"预评分（不含满意度）": out.score_preview} if out.score_preview is not None else {})}))
         context.log_event(dg.AssetCheckEvaluation(
             asset_key=submission.key, check_name=CHECK_NAME, passed=out.status == "accepted",
             partition=key, blocking=True, metadata=_check_metadata(out, paths),

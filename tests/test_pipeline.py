@@ -74,6 +74,9 @@ def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path
     assert len(keys) == 7 and "2024-630225" in keys
     mats = instance.fetch_materializations(dg.AssetKey("submission"), limit=100).records
     assert sorted(m.partition_key for m in mats) == ["2024-630202"]  # rejected file has no unit-year
+    meta = mats[0].asset_materialization.metadata
+    assert meta["单位"].value == "630202 乐都区" and meta["各表记录数"].value["执法案件台账"] == 15
+    assert 0 < meta["预评分（不含满意度）"].value <= 900
     check_key = dg.AssetCheckKey(dg.AssetKey("submission"), "great_expectations")
     execs = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=10)
     assert len(execs) == 1 and execs[0].partition == "2024-630202"
