@@ -25,7 +25,7 @@ from expectations.schema import load_schema
 NOT_APPLICABLE, PENDING = "不适用", "待测评"
 COUNTING, SUPERSEDED, RETURNED = "计分", "已被替代", "退回"
 FINAL, PROVISIONAL = "正式", "暂定"
-RECOMMENDED, REFUSED = "可推荐示范", "不予推荐"
+RECOMMENDED, REFUSED, NOT_YET = "可推荐示范", "不予推荐", "暂不推荐"
 EVENTS_SHEET = "负面清单"
 EVENT_TYPE = "事件类型"
 NAMING, NAMING_YEAR = "示范命名情况", "命名年度"
@@ -321,7 +321,7 @@ def compute_year_results(year: int, records: list[SubmissionRecord],
             "submission_id": r.submission_id, "source_file": r.original_name,
             "total": float(total), "provisional": sat is None, "status": PROVISIONAL if sat is None else FINAL,
             "grade": system.grade(total), "veto": veto, "eligible": not reasons,
-            "recommendation": RECOMMENDED if not reasons else REFUSED if veto else "；".join(reasons),
+            "recommendation": RECOMMENDED if not reasons else REFUSED if veto else NOT_YET,
             "rank": pd.NA, "satisfaction": float("nan") if sat is None else float(sat),
             "naming": r.parsed.cover.get(NAMING) or "", "reasons": "；".join(reasons),
             "naming_year": pd.NA if naming_year is None else int(naming_year),

@@ -38,6 +38,15 @@ def set_value(cell, value: Any) -> None:
         cell.number_format = DATE_FORMAT
 
 
+BORDERED_ROWS = 10_000  # past this, per-cell borders cost more than they help on screen
+
+
+def text_width(value: Any) -> float:
+    """Approximate Excel column width of a value (a CJK character is two units)."""
+    text = f"{value:,.2f}" if isinstance(value, float) else str(value) if value is not None else ""
+    return sum(2 if ord(ch) > 0x2E80 else 1.1 for ch in text)
+
+
 def write_table(
     ws: Worksheet,
     headers: Sequence[str],
@@ -50,27 +59,38 @@ def write_table(
 ) -> int:
     """Header row + data rows, frozen header, filter, borders, print setup.
 
-    Returns the last row written.
+    Column widths follow the content (within bounds; long text wraps) unless
+    given. Returns the last row written.
     """
     for j, h in enumerate(headers, 1):
         c = ws.cell(row=start_row, column=j, value=h)
         c.font, c.fill, c.border = HEADER_FONT, HEADER_FILL, BORDER
         c.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    ws.row_dimensions[start_row].height = 32
     formats = {headers.index(k) + 1: v for k, v in (number_formats or {}).items() if k in headers}
+    seen = [min(14.0, text_width(h) / 2 + 2) for h in headers]  # headers wrap onto two lines
+    rows = list(rows)
+    bordered = len(rows) <= BORDERED_ROWS
     r = start_row
     for r, row in enumerate(rows, start_row + 1):
         for j, v in enumerate(row, 1):
             c = ws.cell(row=r, column=j)
             set_value(c, v)
-            c.border = BORDER
+            if bordered:
+                c.border = BORDER
             if j in formats and isinstance(v, (int, float)):
                 c.number_format = formats[j]
+            if r - start_row <= 200 and j <= len(seen):
+                seen[j - 1] = max(seen[j - 1], text_width(v) + 2)
     last_col = get_column_letter(max(len(headers), 1))
     ws.freeze_panes = ws.cell(row=start_row + 1, column=1)
     ws.auto_filter.ref = f"A{start_row}:{last_col}{max(r, start_row)}"
     for j, h in enumerate(headers, 1):
-        letter = get_column_letter(j)
-        ws.column_dimensions[letter].width = (widths or {}).get(h, max(10, min(40, 2.2 * len(str(h)) + 4)))
+        width = (widths or {}).get(h, min(40.0, max(8.0, seen[j - 1])))
+        ws.column_dimensions[get_column_letter(j)].width = width
+        if width >= 40 and bordered:  # long text wraps instead of running off the page
+            for (cell,) in ws.iter_rows(min_row=start_row + 1, max_row=r, min_col=j, max_col=j):
+                cell.alignment = WRAP
     setup_print(ws, f"A1:{last_col}{max(r, start_row)}", title_rows=f"{start_row}:{start_row}",
                 landscape=landscape)
     return r

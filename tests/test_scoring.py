@@ -334,7 +334,7 @@ def test_satisfaction_arriving_later_flips_provisional():
     before = unit(results([rec]))
     assert (before["status"], before["provisional"], before["eligible"]) == ("暂定", True, False)
     assert before["total"] == 900 and pd.isna(before["rank"])
-    assert before["recommendation"] == "满意度待测评"
+    assert (before["recommendation"], before["reasons"]) == ("暂不推荐", "满意度待测评")
     after = unit(results([rec], {"630202": (90.0, "满意度.xlsx!Sheet1!D2")}))
     assert (after["status"], after["provisional"], after["eligible"]) == ("正式", False, True)
     assert (after["total"], after["rank"], after["recommendation"]) == (990, 1, "可推荐示范")
@@ -349,7 +349,8 @@ def test_total_exactly_850_is_eligible_below_is_not():
     at = unit(results([make_record(items={"D05": False, "D12": None})], SAT))
     assert (at["total"], at["eligible"]) == (850, True)
     below = unit(results([make_record(items={"D05": False, "D12": None, "D09": 0.0})], SAT))
-    assert (below["total"], below["eligible"], below["recommendation"]) == (830, False, "总分未达850")
+    assert (below["total"], below["eligible"], below["recommendation"], below["reasons"]) == (
+        830, False, "暂不推荐", "总分未达850")
 
 
 def test_category_below_60_percent():
@@ -357,7 +358,7 @@ def test_category_below_60_percent():
     at = unit(results([make_record(items={"D44": 20.0})], SAT))
     assert at["eligible"]
     below = unit(results([make_record(items={"D44": 19.95})], SAT))  # I1 3.99
-    assert (below["eligible"], below["recommendation"]) == (False, "类别I低于60%")
+    assert (below["eligible"], below["recommendation"], below["reasons"]) == (False, "暂不推荐", "类别I低于60%")
     assert below["total"] == pytest.approx(900 - 16.01)
     cats = results([make_record(items={"D17": 0.0, "D18": 0.0})], SAT).categories.set_index("category")
     assert (cats.loc["F", "score"], cats.loc["F", "share"]) == (0, 0)
