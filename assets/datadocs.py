@@ -12,21 +12,16 @@ import re
 from collections.abc import Mapping
 from html import escape
 from pathlib import Path
-from typing import Any
-
-from great_expectations.core.expectation_validation_result import (
-    ExpectationSuiteValidationResult,
-    ExpectationSuiteValidationResultSchema,
-    ExpectationValidationResult,
-)
-from great_expectations.render.renderer import ValidationResultsPageRenderer
-from great_expectations.render.view import DefaultJinjaPageView
+from typing import TYPE_CHECKING, Any
 
 from assets.status import LOCAL_TZ, TIME_FORMAT
 
 # Per-row lists of a COMPLETE result: megabytes for a large batch, and the
 # page shows the partial (first 20) lists anyway.
 HEAVY = ("unexpected_list", "unexpected_index_list", "unexpected_index_query")
+if TYPE_CHECKING:
+    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
+
 STATUS_TEXT = {"accepted": "已受理", "rejected": "已退回", "duplicate": "重复文件"}
 STYLE = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:2em;color:#222}
@@ -38,11 +33,21 @@ th{background:#eee}.ok{color:#176f2c}.bad{color:#b3261e}dt{font-weight:bold}dd{m
 
 def write_validation_report(result: ExpectationSuiteValidationResult | Mapping[str, Any], path: Path) -> Path:
     """Render one suite's validation result (object or its JSON dict) with GX's Data Docs renderer."""
+    # GX is imported here only: receipt pages are written in worker processes that never need it
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
     page = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(_trimmed(result)))
     return _write(path, page)
 
 
 def _trimmed(result: ExpectationSuiteValidationResult | Mapping[str, Any]) -> ExpectationSuiteValidationResult:
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+        ExpectationSuiteValidationResultSchema,
+        ExpectationValidationResult,
+    )
+
     if isinstance(result, Mapping):
         data = dict(result)
         data["results"] = [{**r, "result": _light(r.get("result"))} for r in result["results"]]

@@ -22,16 +22,15 @@ import json
 import multiprocessing
 import os
 import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from assets.datadocs import write_datadocs, write_submission_report
+from assets.datadocs import write_datadocs
+from assets.filework import read_pickled, write_receipt_files
 from assets.model import ParsedWorkbook, Problem, SubmissionRecord
-from assets.reading import read_workbook
-from assets.receipts import write_receipt
 from assets.registry import Registry
 from assets.scoring import coverage_counts, score_submission
 from assets.validation import validate_batch
@@ -236,25 +235,40 @@ def _satisfaction_unit(parsed: ParsedWorkbook, registry: Registry, schema: Schem
 def process_pending(paths: Paths, registry: Registry, system, *,
                     schema: Schema | None = None,
                     progress: Callable[[int, int], None] | None = None,
-                    batch_size: int | None = None) -> list[Outcome]:
-    """Read, check and receipt every received file that has no outcome yet.
+                    batch_size: int | None = None) -> Iterator[list[Outcome]]:
+    """Read, check and receipt every received file that has no outcome yet, a chunk at a time.
 
-    `system` is the indicator system: its codes check 佐证材料, and its
-    coverage rules are counted here, while the full tables are in memory.
+    Yields each chunk's outcomes once they are on disk. While the caller
+    handles them (records them in Dagster, which waits on the database), the
+    workers already read the next chunk. `system` is the indicator system: its
+    codes check 佐证材料, and its coverage rules are counted here, while the
+    full tables are in memory.
     """
     schema = schema or load_schema()
     batch_size = batch_size or int(os.environ.get("FAZHI_BATCH_SIZE", 500))
     with _exclusive(paths):
         todo = pending(paths)
         seen_sha = {o.sha256: o for o in all_outcomes(paths) if o.status != "duplicate"}
-        outcomes: list[Outcome] = []
+        claimed = set(seen_sha)  # bytes seen before or earlier in this batch
+        chunks = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
         with _Workers(len(todo)) as workers:
-            for start in range(0, len(todo), batch_size):
-                outcomes += _process_chunk(paths, todo[start:start + batch_size], seen_sha, registry,
-                                           system, schema, workers)
+            reading = _start_reading(paths, chunks[0], claimed, workers) if chunks else None
+            for k, chunk in enumerate(chunks):
+                fresh, copies, blobs = reading
+                blobs = dict(zip((r.record_id for r in fresh), blobs))
+                receipts, outcomes = _check_chunk(paths, fresh, blobs, registry, system, schema)
+                written = workers.map(write_receipt_files, [(r, str(paths.receipts), d) for r, d in receipts])
+                if k + 1 < len(chunks):  # queued behind this chunk's receipts
+                    reading = _start_reading(paths, chunks[k + 1], claimed, workers)
+                for out, json_path in zip(outcomes, written):
+                    out = replace(out, receipt=str(Path(json_path).relative_to(paths.root)))
+                    _write_outcome(paths, out)
+                    seen_sha[out.sha256] = out
+                done = [seen_sha[r.sha256] for r in fresh]
+                done += [_finish_duplicate(paths, rec, seen_sha[rec.sha256]) for rec in copies]
                 if progress:
-                    progress(min(start + batch_size, len(todo)), len(todo))
-        return outcomes
+                    progress(sum(map(len, chunks[:k + 1])), len(todo))
+                yield done
 
 
 @contextmanager
@@ -277,12 +291,15 @@ class _Workers:
         n = int(os.environ.get("FAZHI_WORKERS", min(2, os.cpu_count() or 1)))
         self.pool = None
         if n > 1 and files >= self.MIN_FILES:
-            self.pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver"))
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["assets.filework"])  # workers start with their imports done
+            self.pool = ProcessPoolExecutor(n, mp_context=context)
 
-    def map(self, fn, items: list) -> list:
+    def map(self, fn, items: list) -> Iterator:
+        """Results in order; with a pool the work is queued at once and runs while the caller goes on."""
         if self.pool is None or len(items) < self.MIN_FILES:
-            return [fn(i) for i in items]
-        return list(self.pool.map(fn, items, chunksize=max(1, len(items) // 32)))
+            return (fn(i) for i in items)
+        return self.pool.map(fn, items, chunksize=max(1, len(items) // 32))
 
     def __enter__(self):
         return self
@@ -292,69 +309,50 @@ class _Workers:
             self.pool.shutdown()
 
 
-def _read_pickled(job: tuple[str, str]) -> bytes:
-    """Worker: read one archived file; pickled, since that is how it crosses processes and is stored."""
-    path, name = job
-    return pickle.dumps(read_workbook(Path(path), name), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _write_receipt_job(job: tuple[dict, str, str | None]) -> str:
-    """Worker: the receipt (JSON + xlsx) and a readable HTML check report beside it."""
-    receipt, folder, datadocs = job
-    json_path = write_receipt(receipt, Path(folder))[0]
-    write_submission_report(receipt, json_path.with_suffix(".html"), Path(datadocs) if datadocs else None)
-    return str(json_path)
-
-
-def _process_chunk(paths: Paths, chunk: list[Received], seen_sha: dict[str, Outcome],
-                   registry: Registry, system, schema: Schema, workers: _Workers) -> list[Outcome]:
-    fresh: dict[str, Received] = {}
-    copies: list[Received] = []
+def _start_reading(paths: Paths, chunk: list[Received], claimed: set[str], workers: _Workers):
+    """Queue the reading of a chunk's new files; copies of bytes seen before are not read again."""
+    fresh, copies = [], []
     for rec in chunk:
-        if rec.sha256 in seen_sha or rec.sha256 in fresh:
-            copies.append(rec)
-        else:
-            fresh[rec.sha256] = rec
-    recs = list(fresh.values())
-    blobs = workers.map(_read_pickled, [(str(paths.object(r.sha256)), r.original_name) for r in recs])
-    parsed = {r.record_id: pickle.loads(b) for r, b in zip(recs, blobs)}
+        (copies if rec.sha256 in claimed else fresh).append(rec)
+        claimed.add(rec.sha256)
+    return fresh, copies, workers.map(read_pickled, [(str(paths.object(r.sha256)), r.original_name) for r in fresh])
+
+
+def _check_chunk(paths: Paths, recs: list[Received], blobs: dict[str, bytes], registry: Registry,
+                 system, schema: Schema) -> tuple[list[tuple[dict, str | None]], list[Outcome]]:
+    """Validate a chunk as one batch; store what later stages need; return receipts and outcomes."""
+    parsed = {k: pickle.loads(b) for k, b in blobs.items()}
     report = validate_batch({k: p for k, p in parsed.items() if p.cover or p.tables},
                             registry, set(system.codes), schema)
     datadocs = (str(write_datadocs(report.gx_results, paths.receipts / "_datadocs" / recs[0].record_id))
                 if report.gx_results else None)
-
     receipts, outcomes = [], []
-    for rec, blob in zip(recs, blobs):
+    for rec in recs:
         p = parsed[rec.record_id]
-        receipt, out = _judge(paths, rec, p, p.problems + report.problems.get(rec.record_id, []), registry, schema)
+        problems = p.problems + report.problems.get(rec.record_id, [])
+        receipt, out = _judge(rec, p, problems, registry, schema)
         if out.kind in ("submission", "satisfaction"):
-            _write_atomic(paths.submissions / f"{rec.record_id}.pkl", blob)
-        receipts.append(receipt)
+            _write_atomic(paths.submissions / f"{rec.record_id}.pkl", blobs[rec.record_id])
+        receipts.append((receipt, datadocs))
         outcomes.append(out)
     accepted = [o for o in outcomes if o.kind == "submission" and o.status == "accepted"]
     counts = dict(zip((o.record_id for o in accepted),
                       coverage_counts([parsed[o.record_id] for o in accepted], system)))
-    for i, (rec, o) in enumerate(zip(recs, outcomes)):
+    for i, o in enumerate(outcomes):
         if o.kind == "submission":
-            problems = parsed[rec.record_id].problems + report.problems.get(rec.record_id, [])
+            problems = parsed[o.record_id].problems + report.problems.get(o.record_id, [])
             _save_scoring_view(paths, o.record_id, replace(parsed[o.record_id], problems=problems),
                                counts.get(o.record_id), system, schema)
         if o.record_id in counts:
             outcomes[i] = replace(o, score_preview=_preview(o, parsed[o.record_id], counts[o.record_id], system))
-    paths_written = workers.map(_write_receipt_job, [(r, str(paths.receipts), datadocs) for r in receipts])
-    for out, json_path in zip(outcomes, paths_written):
-        out = replace(out, receipt=str(Path(json_path).relative_to(paths.root)))
-        _write_outcome(paths, out)
-        seen_sha[out.sha256] = out
-    done = [seen_sha[r.sha256] for r in recs]
-    return done + [_finish_duplicate(paths, rec, seen_sha[rec.sha256]) for rec in copies]
+    return receipts, outcomes
 
 
 def _receipt_problems(problems: Iterable[Problem], severity: str) -> list[dict]:
     return [p.to_json() for p in problems if p.severity == severity]
 
 
-def _judge(paths: Paths, rec: Received, parsed: ParsedWorkbook, problems: list[Problem],
+def _judge(rec: Received, parsed: ParsedWorkbook, problems: list[Problem],
            registry: Registry, schema: Schema) -> tuple[dict, Outcome]:
     """The receipt and the outcome of one file (the receipt path is filled in once written)."""
     errors = _receipt_problems(problems, "error")
@@ -421,7 +419,7 @@ def _finish_duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
         "duplicate_of": {"original_name": first.original_name, "received_at": first.received_at,
                          "status": first.status},
     }
-    json_path = Path(_write_receipt_job((receipt, str(paths.receipts), None)))
+    json_path = Path(write_receipt_files((receipt, str(paths.receipts), None)))
     out = Outcome(record_id=rec.record_id, status="duplicate", kind=first.kind,
                   original_name=rec.original_name, sha256=rec.sha256, received_at=rec.received_at,
                   unit_code=first.unit_code, unit_name=first.unit_name, year=first.year,
