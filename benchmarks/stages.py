@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from functools import wraps
 from importlib import import_module
 from pathlib import Path
@@ -20,20 +21,24 @@ STARTED = time.perf_counter()
 
 # stage -> functions (module, attribute[, only when called with this function])
 # whose time counts for it; none of them calls another. Targets the pipeline
-# no longer has are listed under "missing" rather than failing the run.
+# no longer has, and stages never entered, are listed under "missing" rather
+# than failing the run.
 STAGES = {
     "archive (inbox → sha256 store)": [("assets.intake", "take_ready_files")],
-    "read (calamine + typing, worker pool)": [("assets.intake", "_Workers.map", "_read_pickled")],
+    "read (calamine + typing; waiting on the worker pool)": [("assets.intake", "_Workers.map", "read_pickled")],
     "validate (GX suites)": [("assets.intake", "validate_batch")],
-    "coverage counts + scoring view": [("assets.intake", "coverage_counts"), ("assets.intake", "_save_scoring_view")],
-    "receipts (worker pool) + outcomes": [("assets.intake", "_Workers.map", "_write_receipt_job"),
+    "GX Data Docs": [("assets.intake", "write_datadocs")],
+    "coverage counts, scoring view, score preview": [
+        ("assets.intake", "coverage_counts"), ("assets.intake", "_save_scoring_view"), ("assets.intake", "_preview")],
+    "receipts (waiting on the worker pool) + outcomes": [("assets.intake", "_Workers.map", "write_receipt_job"),
                                           ("assets.intake", "_write_outcome")],
-    "Dagster events (partitions, materialisations, checks)": [
-        ("dagster", "AssetExecutionContext.log_event"), ("dagster", "DagsterInstance.add_dynamic_partitions")],
-    "load parsed submissions": [("assets.yearly", "records_and_satisfaction")],
-    "scoring": [("pipelines.assets", "compute_year_results"), ("pipelines.assets", "save_year_results")],
-    "score workbook": [("pipelines.assets", "write_score_workbook")],
-    "回头看 packages": [("pipelines.assets", "build_lookback_packages")],
+    "Dagster events (partitions, materialisations, checks, tags)": [
+        ("dagster", "AssetExecutionContext.log_event"), ("dagster", "DagsterInstance.add_dynamic_partitions"),
+        ("dagster", "DagsterInstance.add_run_tags")],
+    "reporting status": [("pipelines.assets", "reporting_status"), ("pipelines.assets", "status_table")],
+    "year results (load, score, save)": [("assets.yearly", "refresh_year_results")],
+    "score workbook": [("assets.yearly", "publish_score_workbooks")],
+    "回头看 packages": [("assets.yearly", "publish_lookback")],
 }
 
 
@@ -56,14 +61,28 @@ def instrument() -> tuple[dict[str, float], list[str]]:
 def _timed(fn, stage: str, spent: dict[str, float], only: str | None):
     @wraps(fn)
     def timed(*args, **kwargs):
-        if only and not any(getattr(a, "__name__", None) == only for a in args[:2]):
+        if only and not any(getattr(a, "__name__", "").lstrip("_") == only for a in args[:2]):
             return fn(*args, **kwargs)
         t = time.perf_counter()
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         finally:
             spent[stage] += time.perf_counter() - t
+        # Work handed to a pool costs the caller only while it waits for results.
+        return _timed_results(result, stage, spent) if isinstance(result, Iterator) else result
     return timed
+
+
+def _timed_results(results: Iterator, stage: str, spent: dict[str, float]) -> Iterator:
+    while True:
+        t = time.perf_counter()
+        try:
+            item = next(results)
+        except StopIteration:
+            return
+        finally:
+            spent[stage] += time.perf_counter() - t
+        yield item
 
 
 if __name__ == "__main__":
@@ -71,6 +90,7 @@ if __name__ == "__main__":
     from pipelines.cli import main
 
     code = main(sys.argv[2:])
+    missing += [f"{stage} (never called)" for stage in STAGES if stage not in spent]
     total = time.perf_counter() - STARTED
     spent["other (imports, Dagster run and step overhead)"] = total - sum(spent.values())
     Path(sys.argv[1]).write_text(json.dumps({"total_s": total, "stages": spent, "missing": missing}, ensure_ascii=False, indent=1))
