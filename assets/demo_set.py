@@ -11,6 +11,7 @@ import multiprocessing
 import random
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,14 +80,9 @@ def write_inbox(inbox: Path, units: list[Unit], *, cases: int, year: int = 2024,
     files = [DemoFile(j.path, j.unit.code, "rejected" if j.invalid_kind else "accepted", j.invalid_kind)
              for j in jobs]
     inbox.mkdir(parents=True, exist_ok=True)
-    if processes > 1 and len(jobs) > 1:
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            for done, _ in enumerate(pool.imap_unordered(_write_submission, jobs, chunksize=4), 1):
-                if progress:
-                    progress(done, len(jobs))
-    else:
-        for done, job in enumerate(jobs, 1):
-            _write_submission(job)
+    with multiprocessing.get_context("fork").Pool(processes) if processes > 1 else nullcontext() as pool:
+        written = pool.imap_unordered(_write_submission, jobs, chunksize=4) if pool else map(_write_submission, jobs)
+        for done, _ in enumerate(written, 1):
             if progress:
                 progress(done, len(jobs))
     if satisfaction:

@@ -76,6 +76,9 @@ def demo(args: argparse.Namespace) -> int:
     if not args.out:
         print("请用 --out 指定输出目录（或用 --seed-inbox 目录）。", file=sys.stderr)
         return 2
+    if args.cases < 1:
+        print("--cases 至少为 1。", file=sys.stderr)
+        return 2
     out = Path(args.out)
     files = write_demo_set(out, args.units, cases=args.cases, year=args.year, seed=args.seed,
                            formats=tuple(args.formats.split(",")), invalid=args.invalid,
