@@ -235,18 +235,21 @@ def _satisfaction_unit(parsed: ParsedWorkbook, registry: Registry, schema: Schem
 def process_pending(paths: Paths, registry: Registry, system, *,
                     schema: Schema | None = None,
                     progress: Callable[[int, int], None] | None = None,
-                    batch_size: int | None = None) -> Iterator[list[Outcome]]:
+                    batch_size: int | None = None, block: bool = True) -> Iterator[list[Outcome]]:
     """Read, check and receipt every received file that has no outcome yet, a chunk at a time.
 
     Yields each chunk's outcomes once they are on disk. While the caller
     handles them (records them in Dagster, which waits on the database), the
     workers already read the next chunk. `system` is the indicator system: its
     codes check 佐证材料, and its coverage rules are counted here, while the
-    full tables are in memory.
+    full tables are in memory. With `block=False` it yields nothing when
+    another process is already processing.
     """
     schema = schema or load_schema()
     batch_size = batch_size or int(os.environ.get("FAZHI_BATCH_SIZE", 500))
-    with _exclusive(paths):
+    with _exclusive(paths, block) as mine:
+        if not mine:
+            return
         todo = pending(paths)
         seen_sha = {o.sha256: o for o in all_outcomes(paths) if o.status != "duplicate"}
         claimed = set(seen_sha)  # bytes seen before or earlier in this batch
@@ -272,12 +275,16 @@ def process_pending(paths: Paths, registry: Registry, system, *,
 
 
 @contextmanager
-def _exclusive(paths: Paths):
-    """One processor at a time per root (the UI's runs and the CLI may overlap)."""
+def _exclusive(paths: Paths, block: bool = True):
+    """One processor at a time per root (the sensor, the UI's runs and the CLI may overlap)."""
     with open(paths.root / "store" / ".intake.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 

@@ -10,7 +10,7 @@ from pipelines.sensors import build_inbox_sensor
 PIPELINE_JOB = "fazhi_pipeline"
 
 
-def make_definitions(settings: FazhiSettings | None = None, sensor_interval: int = 2) -> dg.Definitions:
+def make_definitions(settings: FazhiSettings | None = None, sensor_interval: int = 1) -> dg.Definitions:
     job = dg.define_asset_job(
         PIPELINE_JOB,
         selection=dg.AssetSelection.assets(assets.intake_batch, assets.reporting_status_table, assets.year_results,

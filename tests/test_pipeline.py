@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import dagster as dg
 import pytest
@@ -50,15 +52,32 @@ def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path
     (paths.inbox / "~$乐都区2024.xlsx").write_bytes(b"lock")
     (paths.inbox / ".hidden.xlsx").write_bytes(b"hidden")
 
-    # First poll only records sizes: nothing is taken yet.
-    result, cursor = _tick(defs, instance, root)
-    assert not result.run_requests
-    assert good.exists()
-    # Second poll: unchanged files are archived and leave the inbox; one run is requested.
-    result, cursor = _tick(defs, instance, root, cursor)
+    # A file still being written is left alone: its size changes between the tick's two looks.
+    growing = paths.inbox / "还在复制.xlsx"
+    stop = threading.Event()
+
+    def keep_writing():
+        with open(growing, "ab") as fh:
+            while not stop.is_set():
+                fh.write(b"x" * 100)
+                fh.flush()
+                time.sleep(0.1)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        # One tick: files unchanged across its two looks leave the inbox, are
+        # receipted at once (few files) and one run is requested.
+        result, cursor = _tick(defs, instance, root)
+    finally:
+        stop.set()
+        writer.join()
     assert len(result.run_requests) == 1
-    assert sorted(p.name for p in paths.inbox.iterdir()) == [".hidden.xlsx", "~$乐都区2024.xlsx"]
-    assert len(intake.pending(paths)) == 2
+    assert sorted(p.name for p in paths.inbox.iterdir()) == [".hidden.xlsx", "~$乐都区2024.xlsx", "还在复制.xlsx"]
+    assert not good.exists() and not intake.pending(paths)
+    assert sorted(o.status for o in intake.all_outcomes(paths)) == ["accepted", "rejected"]
+    assert not instance.get_dynamic_partitions("submissions")  # Dagster is told by the run
+    growing.unlink()
 
     job = defs.resolve_job_def(PIPELINE_JOB)
     run = job.execute_in_process(instance=instance)
@@ -98,15 +117,19 @@ def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path
     assert (root / "exports" / "2024" / "海东市2024年法治政府建设示范创建评分.xlsx").exists()
 
 
-def test_sensor_takes_marked_file_at_once_and_skips_while_a_run_is_active(tmp_path, instance):
+def test_while_a_run_is_active_files_wait_and_the_run_is_owed(tmp_path, instance):
     root = tmp_path / "root"
     paths = intake.Paths(root).ensure()
     defs = make_definitions(FazhiSettings(root=str(root)))
+    active = dg.DagsterRun(job_name=PIPELINE_JOB, run_id="x" * 8 + "-0000-0000-0000-000000000000",
+                           status=dg.DagsterRunStatus.STARTED)
+    instance.add_run(active)
     write_workbook(submission_sheets(seed=3), paths.inbox / "a.xlsx")
     (paths.inbox / "a.xlsx.done").write_text("")
     result, cursor = _tick(defs, instance, root)
-    assert len(result.run_requests) == 1 and not any(paths.inbox.iterdir())
-    instance.add_run(dg.DagsterRun(job_name=PIPELINE_JOB, run_id="x" * 8 + "-0000-0000-0000-000000000000",
-                                   status=dg.DagsterRunStatus.STARTED))
-    result, _ = _tick(defs, instance, root, cursor)
-    assert not result.run_requests
+    # archived at once (marker), but neither processed nor run while the other run is active
+    assert not result.run_requests and not any(paths.inbox.iterdir()) and len(intake.pending(paths)) == 1
+    instance.handle_run_event(active.run_id, dg.DagsterEvent(
+        event_type_value="PIPELINE_SUCCESS", job_name=PIPELINE_JOB, message="done"))
+    result, cursor = _tick(defs, instance, root, cursor)
+    assert len(result.run_requests) == 1 and [o.status for o in intake.all_outcomes(paths)] == ["accepted"]
