@@ -30,7 +30,7 @@ STAGES = {
     "GX Data Docs": [("assets.intake", "write_datadocs")],
     "coverage counts, scoring view, score preview": [
         ("assets.intake", "coverage_counts"), ("assets.intake", "_save_scoring_view"), ("assets.intake", "_preview")],
-    "receipts (waiting on the worker pool) + outcomes": [("assets.intake", "_Workers.map", "write_receipt_job"),
+    "receipts (waiting on the worker pool) + outcomes": [("assets.intake", "_Workers.map", "write_receipt_files"),
                                           ("assets.intake", "_write_outcome")],
     "Dagster events (partitions, materialisations, checks, tags)": [
         ("dagster", "AssetExecutionContext.log_event"), ("dagster", "DagsterInstance.add_dynamic_partitions"),
