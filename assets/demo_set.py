@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from assets.archive import is_ignored
 from assets.demo import satisfaction_sheets, submission_sheets, write_workbook
 from assets.registry import HEADER, Unit, load_registry
 from expectations.schema import load_schema
@@ -103,8 +104,6 @@ def seed_inbox(root: Path) -> list[DemoFile]:
     """Sample files for a first `make run`: only on a fresh root, never over real work."""
     if (root / ".dagster").exists():
         return []
-    from assets.intake import is_ignored  # heavy import, only on a fresh root
-
     inbox = root / "inbox"
     if inbox.exists() and any(not is_ignored(p.name) for p in inbox.iterdir()):
         return []

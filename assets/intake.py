@@ -1,17 +1,8 @@
-"""Intake (SPEC §7): inbox → content-addressed archive → read, check, receipt.
-
-Layout under the root folder:
-  inbox/                          the drop folder
-  archive/objects/ab/<sha256>     the exact bytes of every file ever received
-  archive/received/<id>.json      one record per received file (name, time, sha256)
-  store/processed/<id>.json       the outcome of a record; its presence means "done"
-  store/submissions/<id>.pkl      the parsed workbook, for later stages
-  receipts/<unit>/...             one receipt per received file
+"""Intake (SPEC §7): every archived file read, checked as a batch and receipted.
 
 Every step is idempotent, so a crash at any point followed by a re-run loses
-nothing and processes nothing twice: a file leaves the inbox only after its
-bytes and its record are on disk, and a record counts as processed only once
-its outcome is written, after its receipt.
+nothing and processes nothing twice: a record counts as processed only once
+its outcome is written, after its receipt (the layout is in `assets.archive`).
 """
 from __future__ import annotations
 
@@ -28,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from assets.archive import Paths, Received, all_received, write_atomic
 from assets.datadocs import write_datadocs
 from assets.filework import read_pickled, write_receipt_files
 from assets.model import ParsedWorkbook, Problem, SubmissionRecord
@@ -35,19 +27,6 @@ from assets.registry import Registry
 from assets.scoring import coverage_counts, score_submission
 from assets.validation import validate_batch
 from expectations.schema import Schema, load_schema
-
-DONE_SUFFIX = ".done"
-CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class Received:
-    record_id: str
-    sha256: str
-    original_name: str
-    received_at: str
-    size: int
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -77,131 +56,6 @@ class Outcome:
 
 def partition_key(year: int, unit_code: str) -> str:
     return f"{year}-{unit_code}"
-
-
-class Paths:
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.inbox = self.root / "inbox"
-        self.objects = self.root / "archive" / "objects"
-        self.received = self.root / "archive" / "received"
-        self.processed = self.root / "store" / "processed"
-        self.submissions = self.root / "store" / "submissions"
-        self.results = self.root / "store" / "results"
-        self.receipts = self.root / "receipts"
-        self.exports = self.root / "exports"
-
-    def object(self, sha: str) -> Path:
-        return self.objects / sha[:2] / sha
-
-    def ensure(self) -> "Paths":
-        for p in (self.inbox, self.objects, self.received, self.processed,
-                  self.submissions, self.results, self.receipts, self.exports):
-            p.mkdir(parents=True, exist_ok=True)
-        return self
-
-
-# ---------------------------------------------------------------- inbox scan
-
-def is_ignored(name: str) -> bool:
-    """Editor lock files, hidden files and completion markers are never input."""
-    return name.startswith(("~$", ".")) or name.endswith(DONE_SUFFIX)
-
-
-def scan_inbox(inbox: Path, previous: dict[str, list[int]], *, wait_for_stable: bool = True
-               ) -> tuple[list[Path], dict[str, list[int]]]:
-    """Files ready to take, and the size/mtime seen now (the next poll's `previous`).
-
-    A file is ready when a `<name>.done` marker exists, or when its size and
-    mtime are unchanged since the previous poll.
-    """
-    ready, seen = [], {}
-    try:
-        entries = sorted(os.scandir(inbox), key=lambda e: e.name)
-    except FileNotFoundError:
-        return [], {}
-    names = {e.name for e in entries}
-    for e in entries:
-        if is_ignored(e.name) or not e.is_file(follow_symlinks=False):
-            continue
-        st = e.stat(follow_symlinks=False)
-        seen[e.name] = [st.st_size, st.st_mtime_ns]
-        if not wait_for_stable or e.name + DONE_SUFFIX in names or previous.get(e.name) == seen[e.name]:
-            ready.append(Path(e.path))
-    return ready, seen
-
-
-# ------------------------------------------------------------------- archive
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-def archive_file(path: Path, paths: Paths) -> Received:
-    """Store the exact bytes by sha256, record the arrival, then remove the file from the inbox."""
-    st = path.stat()
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    sha = digest.hexdigest()
-    # The same file (name, size, mtime, bytes) seen again after a crash maps to
-    # the same record, so a retry never creates a second arrival.
-    record_id = hashlib.sha256(f"{path.name}|{st.st_size}|{st.st_mtime_ns}|{sha}".encode()).hexdigest()[:20]
-    record_path = paths.received / f"{record_id}.json"
-    obj = paths.object(sha)
-    if not obj.exists():
-        obj.parent.mkdir(parents=True, exist_ok=True)
-        tmp = obj.with_name(f".{sha}.{os.getpid()}.tmp")
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
-            while chunk := src.read(CHUNK):
-                dst.write(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
-        if hashlib.sha256(tmp.read_bytes()).hexdigest() != sha:  # changed while copying
-            tmp.unlink()
-            raise OSError(f"{path.name} changed while being archived")
-        os.replace(tmp, obj)
-    if record_path.exists():
-        received = Received(**json.loads(record_path.read_text(encoding="utf-8")))
-    else:
-        received = Received(record_id, sha, path.name, now_iso(), st.st_size)
-        _write_atomic(record_path, json.dumps(asdict(received), ensure_ascii=False).encode())
-    path.unlink(missing_ok=True)
-    Path(str(path) + DONE_SUFFIX).unlink(missing_ok=True)
-    return received
-
-
-def take_ready_files(paths: Paths, previous: dict[str, list[int]], *, wait_for_stable: bool = True,
-                     limit: int | None = None) -> tuple[list[Received], dict[str, list[int]], list[str]]:
-    """Archive every ready inbox file. Returns records, the new poll state and failures."""
-    ready, seen = scan_inbox(paths.inbox, previous, wait_for_stable=wait_for_stable)
-    taken, failed = [], []
-    for p in ready[:limit]:
-        try:
-            taken.append(archive_file(p, paths))
-        except OSError as exc:  # vanished or still being written: try again next poll
-            failed.append(f"{p.name}: {exc}")
-        seen.pop(p.name, None)
-    # stale markers whose file is gone
-    for marker in paths.inbox.glob("*" + DONE_SUFFIX):
-        if not marker.with_name(marker.name[: -len(DONE_SUFFIX)]).exists():
-            marker.unlink(missing_ok=True)
-    return taken, seen, failed
-
-
-def all_received(paths: Paths) -> list[Received]:
-    recs = [Received(**json.loads(p.read_text(encoding="utf-8"))) for p in paths.received.glob("*.json")]
-    return sorted(recs, key=lambda r: (r.received_at, r.record_id))
 
 
 def pending(paths: Paths) -> list[Received]:
@@ -339,7 +193,7 @@ def _check_chunk(paths: Paths, recs: list[Received], blobs: dict[str, bytes], re
         problems = p.problems + report.problems.get(rec.record_id, [])
         receipt, out = _judge(rec, p, problems, registry, schema)
         if out.kind in ("submission", "satisfaction"):
-            _write_atomic(paths.submissions / f"{rec.record_id}.pkl", blobs[rec.record_id])
+            write_atomic(paths.submissions / f"{rec.record_id}.pkl", blobs[rec.record_id])
         receipts.append((receipt, datadocs))
         outcomes.append(out)
     accepted = [o for o in outcomes if o.kind == "submission" and o.status == "accepted"]
@@ -408,7 +262,7 @@ def _save_scoring_view(paths: Paths, record_id: str, parsed: ParsedWorkbook, cov
     slim = replace(parsed, tables=kept)
     folder = paths.root / "store" / "scoring"
     folder.mkdir(exist_ok=True)
-    _write_atomic(folder / f"{record_id}.pkl",
+    write_atomic(folder / f"{record_id}.pkl",
                   pickle.dumps((_coverage_key(system), coverage, slim), protocol=pickle.HIGHEST_PROTOCOL))
 
 
@@ -437,7 +291,7 @@ def _finish_duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
 
 
 def _write_outcome(paths: Paths, out: Outcome) -> None:
-    _write_atomic(paths.processed / f"{out.record_id}.json",
+    write_atomic(paths.processed / f"{out.record_id}.json",
                   json.dumps(asdict(out), ensure_ascii=False).encode())
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from assets.intake import Outcome, Paths, all_outcomes, satisfaction_results, submission_records
+from assets.archive import Paths
+from assets.intake import Outcome, all_outcomes, satisfaction_results, submission_records
 from assets.lookback import build_lookback_packages, lookback_targets
 from assets.model import YearResults
 from assets.registry import Registry

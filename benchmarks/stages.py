@@ -24,7 +24,7 @@ STARTED = time.perf_counter()
 # no longer has, and stages never entered, are listed under "missing" rather
 # than failing the run.
 STAGES = {
-    "archive (inbox → sha256 store)": [("assets.intake", "take_ready_files")],
+    "archive (inbox → sha256 store)": [("assets.archive", "take_ready_files")],
     "read (calamine + typing; waiting on the worker pool)": [("assets.intake", "_Workers.map", "read_pickled")],
     "validate (GX suites)": [("assets.intake", "validate_batch")],
     "GX Data Docs": [("assets.intake", "write_datadocs")],

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from assets import intake, yearly
+from assets.archive import Paths
 from assets.indicators import load_indicators
 from assets.registry import PROJECT_DIR
 from assets.status import reporting_status, status_markdown, status_table
@@ -37,7 +38,7 @@ def _progress(done: int, total: int) -> None:
         print(f"\r已处理 {done}/{total} 个文件", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
-def _check_metadata(out: intake.Outcome, paths: intake.Paths) -> dict:
+def _check_metadata(out: intake.Outcome, paths: Paths) -> dict:
     receipt = json.loads((paths.root / out.receipt).read_text(encoding="utf-8"))
     failing = receipt["errors"][:50]
     return {
@@ -78,7 +79,7 @@ def intake_batch(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.
 
 
 def _report(context: dg.AssetExecutionContext, outcomes: list[intake.Outcome], registry,
-            known: set[str], paths: intake.Paths) -> None:
+            known: set[str], paths: Paths) -> None:
     """One materialisation per submission partition, and its check result.
 
     Every Dagster event costs a database write (~25 ms on SQLite), so a chunk

@@ -24,14 +24,14 @@ def _use_instance(root: Path):
 
 
 def process(root: Path, units: str | None) -> int:
-    from assets import intake
+    from assets import archive, intake
     from pipelines.definitions import PIPELINE_JOB, make_definitions
     from pipelines.resources import FazhiSettings
 
     root = root.resolve()
-    paths = intake.Paths(root).ensure()
+    paths = archive.Paths(root).ensure()
     instance = _use_instance(root)
-    taken, _, failed = intake.take_ready_files(paths, {}, wait_for_stable=False)
+    taken, _, failed = archive.take_ready_files(paths, {}, wait_for_stable=False)
     for f in failed:
         print(f"未能归档：{f}", file=sys.stderr)
     before = {o.record_id for o in intake.all_outcomes(paths)}

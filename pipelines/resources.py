@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.intake import Paths
+from assets.archive import Paths
 from assets.registry import PROJECT_DIR, Registry, load_registry
 
 

@@ -5,7 +5,7 @@ import time
 
 import dagster as dg
 
-from assets import intake
+from assets import archive, intake
 from assets.indicators import load_indicators
 from pipelines.resources import FazhiSettings
 
@@ -28,10 +28,10 @@ def build_inbox_sensor(job, interval: int = 1) -> dg.SensorDefinition:
     def inbox_sensor(context: dg.SensorEvaluationContext, fazhi: FazhiSettings):
         paths = fazhi.paths
         state = json.loads(context.cursor) if context.cursor else {}
-        taken, seen, failed = intake.take_ready_files(paths, state.get("seen", {}), limit=MAX_FILES_PER_TICK)
+        taken, seen, failed = archive.take_ready_files(paths, state.get("seen", {}), limit=MAX_FILES_PER_TICK)
         if seen and len(taken) < MAX_FILES_PER_TICK:  # look at new files a second time now, not next tick
             time.sleep(STABLE_GAP)
-            more, seen, failed_again = intake.take_ready_files(paths, seen, limit=MAX_FILES_PER_TICK - len(taken))
+            more, seen, failed_again = archive.take_ready_files(paths, seen, limit=MAX_FILES_PER_TICK - len(taken))
             taken, failed = taken + more, failed + failed_again
         for f in failed:
             context.log.warning(f"暂未能归档，下次再试：{f}")

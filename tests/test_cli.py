@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from assets import intake
+from assets import archive, intake
 from assets.demo import submission_sheets, write_workbook
 
 FAZHI = str(Path(sys.executable).with_name("fazhi"))
@@ -55,7 +55,7 @@ def test_kill_in_the_middle_of_a_batch_then_rerun_loses_nothing_and_repeats_noth
 
     result = run_fazhi("process", "--root", str(root))
     assert result.returncode == 0, result.stderr
-    outcomes = intake.all_outcomes(intake.Paths(root))
+    outcomes = intake.all_outcomes(archive.Paths(root))
     assert len(outcomes) == 24 and {o.sha256 for o in outcomes} == shas
     assert all(o.status == "accepted" for o in outcomes)
     rs = receipts(root)

@@ -8,7 +8,7 @@ import time
 import dagster as dg
 import pytest
 
-from assets import intake
+from assets import archive, intake
 from assets.demo import submission_sheets, write_workbook
 from pipelines.definitions import PIPELINE_JOB, make_definitions
 from pipelines.resources import FazhiSettings
@@ -43,7 +43,7 @@ def test_definitions_load_and_sensor_runs_by_default(tmp_path):
 
 def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path, instance):
     root = tmp_path / "root"
-    paths = intake.Paths(root).ensure()
+    paths = archive.Paths(root).ensure()
     defs = make_definitions(FazhiSettings(root=str(root)))
     good = write_workbook(submission_sheets("630202", "乐都区", 2024, cases=15, seed=1), paths.inbox / "乐都区2024.xlsx")
     sheets = submission_sheets("630203", "平安区", 2024, cases=12, seed=2)
@@ -119,7 +119,7 @@ def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path
 
 def test_while_a_run_is_active_files_wait_and_the_run_is_owed(tmp_path, instance):
     root = tmp_path / "root"
-    paths = intake.Paths(root).ensure()
+    paths = archive.Paths(root).ensure()
     defs = make_definitions(FazhiSettings(root=str(root)))
     active = dg.DagsterRun(job_name=PIPELINE_JOB, run_id="x" * 8 + "-0000-0000-0000-000000000000",
                            status=dg.DagsterRunStatus.STARTED)

@@ -1,0 +1,161 @@
+"""Taking files from the inbox (SPEC §7): complete files only, exact bytes first.
+
+Layout under the root folder:
+  inbox/                          the drop folder
+  archive/objects/ab/<sha256>     the exact bytes of every file ever received
+  archive/received/<id>.json      one record per received file (name, time, sha256)
+  store/processed/<id>.json       the outcome of a record; its presence means "done"
+  store/submissions/<id>.pkl      the parsed workbook, for later stages
+  store/scoring/<id>.pkl          its scoring view (see intake)
+  store/results/<year>/           the year's results
+  receipts/<unit>/...             one receipt per received file
+  exports/<year>/                 the assessors' workbooks
+
+A file leaves the inbox only after its bytes and its record are on disk, and
+taking the same file again after a crash maps to the same record.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DONE_SUFFIX = ".done"
+CHUNK = 1 << 20
+
+
+class Paths:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.inbox = self.root / "inbox"
+        self.objects = self.root / "archive" / "objects"
+        self.received = self.root / "archive" / "received"
+        self.processed = self.root / "store" / "processed"
+        self.submissions = self.root / "store" / "submissions"
+        self.results = self.root / "store" / "results"
+        self.receipts = self.root / "receipts"
+        self.exports = self.root / "exports"
+
+    def object(self, sha: str) -> Path:
+        return self.objects / sha[:2] / sha
+
+    def ensure(self) -> "Paths":
+        for p in (self.inbox, self.objects, self.received, self.processed,
+                  self.submissions, self.results, self.receipts, self.exports):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+@dataclass(frozen=True)
+class Received:
+    record_id: str
+    sha256: str
+    original_name: str
+    received_at: str
+    size: int
+
+
+# ---------------------------------------------------------------- inbox scan
+
+def is_ignored(name: str) -> bool:
+    """Editor lock files, hidden files and completion markers are never input."""
+    return name.startswith(("~$", ".")) or name.endswith(DONE_SUFFIX)
+
+
+def scan_inbox(inbox: Path, previous: dict[str, list[int]], *, wait_for_stable: bool = True
+               ) -> tuple[list[Path], dict[str, list[int]]]:
+    """Files ready to take, and the size/mtime seen now (the next poll's `previous`).
+
+    A file is ready when a `<name>.done` marker exists, or when its size and
+    mtime are unchanged since the previous poll.
+    """
+    ready, seen = [], {}
+    try:
+        entries = sorted(os.scandir(inbox), key=lambda e: e.name)
+    except FileNotFoundError:
+        return [], {}
+    names = {e.name for e in entries}
+    for e in entries:
+        if is_ignored(e.name) or not e.is_file(follow_symlinks=False):
+            continue
+        st = e.stat(follow_symlinks=False)
+        seen[e.name] = [st.st_size, st.st_mtime_ns]
+        if not wait_for_stable or e.name + DONE_SUFFIX in names or previous.get(e.name) == seen[e.name]:
+            ready.append(Path(e.path))
+    return ready, seen
+
+
+# ------------------------------------------------------------------- archive
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def archive_file(path: Path, paths: Paths) -> Received:
+    """Store the exact bytes by sha256, record the arrival, then remove the file from the inbox."""
+    st = path.stat()
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    sha = digest.hexdigest()
+    # The same file (name, size, mtime, bytes) seen again after a crash maps to
+    # the same record, so a retry never creates a second arrival.
+    record_id = hashlib.sha256(f"{path.name}|{st.st_size}|{st.st_mtime_ns}|{sha}".encode()).hexdigest()[:20]
+    record_path = paths.received / f"{record_id}.json"
+    obj = paths.object(sha)
+    if not obj.exists():
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        tmp = obj.with_name(f".{sha}.{os.getpid()}.tmp")
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            while chunk := src.read(CHUNK):
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        if hashlib.sha256(tmp.read_bytes()).hexdigest() != sha:  # changed while copying
+            tmp.unlink()
+            raise OSError(f"{path.name} changed while being archived")
+        os.replace(tmp, obj)
+    if record_path.exists():
+        received = Received(**json.loads(record_path.read_text(encoding="utf-8")))
+    else:
+        received = Received(record_id, sha, path.name, now_iso(), st.st_size)
+        write_atomic(record_path, json.dumps(asdict(received), ensure_ascii=False).encode())
+    path.unlink(missing_ok=True)
+    Path(str(path) + DONE_SUFFIX).unlink(missing_ok=True)
+    return received
+
+
+def take_ready_files(paths: Paths, previous: dict[str, list[int]], *, wait_for_stable: bool = True,
+                     limit: int | None = None) -> tuple[list[Received], dict[str, list[int]], list[str]]:
+    """Archive every ready inbox file. Returns records, the new poll state and failures."""
+    ready, seen = scan_inbox(paths.inbox, previous, wait_for_stable=wait_for_stable)
+    taken, failed = [], []
+    for p in ready[:limit]:
+        try:
+            taken.append(archive_file(p, paths))
+        except OSError as exc:  # vanished or still being written: try again next poll
+            failed.append(f"{p.name}: {exc}")
+        seen.pop(p.name, None)
+    # stale markers whose file is gone
+    for marker in paths.inbox.glob("*" + DONE_SUFFIX):
+        if not marker.with_name(marker.name[: -len(DONE_SUFFIX)]).exists():
+            marker.unlink(missing_ok=True)
+    return taken, seen, failed
+
+
+def all_received(paths: Paths) -> list[Received]:
+    recs = [Received(**json.loads(p.read_text(encoding="utf-8"))) for p in paths.received.glob("*.json")]
+    return sorted(recs, key=lambda r: (r.received_at, r.record_id))
