@@ -260,7 +260,7 @@ def test_filled_template_reads_without_errors(tmp_path):
 def _checked(path):
     from assets.demo import indicator_codes
     from assets.reading import read_workbook
-    validate_batch = pytest.importorskip("assets.validation").validate_batch
+    from assets.validation import validate_batch
 
     parsed = read_workbook(path, path.name)
     report = validate_batch({"t": parsed}, load_registry(), set(indicator_codes()))
@@ -274,6 +274,26 @@ def test_filled_template_passes_validation(tmp_path):
     path = fill(blank, submission_sheets(unit_code="630225", unit_name="循化撒拉族自治县", cases=50),
                 tmp_path / "循化县.xlsx")
     assert [p for p in _checked(path) if p.severity == "error"] == []
+
+
+@pytest.mark.skipif(not shutil.which("soffice"), reason="LibreOffice not installed")
+@pytest.mark.parametrize("fmt", ["xlsx", "ods", "xls"])
+def test_template_filled_and_saved_by_libreoffice_is_accepted_or_rejected_by_cell(tmp_path, fmt):
+    from assets.demo import submission_sheets
+
+    blank = write_template(tmp_path / "blank.xlsx", instructions=INDICATOR_ROWS)
+    good = fill(blank, submission_sheets(cases=20, seed=4), tmp_path / "good.xlsx")
+    sheets = submission_sheets(cases=20, seed=4)
+    next(r for r in sheets["年度数据"] if r[0] == "D20")[2] = 10**6  # more mediated than received (D19)
+    bad = fill(blank, sheets, tmp_path / "bad.xlsx")
+    out = tmp_path / "saved"
+    subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp_path}/profile", "--headless",
+                    "--convert-to", fmt, "--outdir", str(out), str(good), str(bad)],
+                   check=True, capture_output=True, timeout=180)
+    assert [p for p in _checked(out / f"good.{fmt}") if p.severity == "error"] == []
+    errors = [p for p in _checked(out / f"bad.{fmt}") if p.severity == "error"]
+    d20 = 2 + [r[0] for r in sheets["年度数据"][1:]].index("D20")  # its row in the template
+    assert [(p.sheet, p.cell) for p in errors] == [("年度数据", f"C{d20}")]
 
 
 def test_blank_template_gives_required_errors(tmp_path):
