@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from copy import copy
 from typing import Any
 
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
@@ -68,32 +69,56 @@ def write_table(
         c.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
     ws.row_dimensions[start_row].height = 32
     formats = {headers.index(k) + 1: v for k, v in (number_formats or {}).items() if k in headers}
-    seen = [min(14.0, text_width(h) / 2 + 2) for h in headers]  # headers wrap onto two lines
     rows = list(rows)
+    col_widths = _widths(headers, rows, widths or {})
+    wrapped = {j for j, w in enumerate(col_widths, 1) if w >= 40}  # long text wraps, not runs off the page
     bordered = len(rows) <= BORDERED_ROWS
+    # Setting a style on a cell hashes the style objects every time; a table
+    # has a handful of distinct cell styles, so each is built once and copied.
+    styles: dict[tuple, Any] = {}
     r = start_row
     for r, row in enumerate(rows, start_row + 1):
         for j, v in enumerate(row, 1):
             c = ws.cell(row=r, column=j)
             set_value(c, v)
+            key = (j, _kind(v))
+            if key in styles:
+                c._style = copy(styles[key])
+                continue
             if bordered:
                 c.border = BORDER
-            if j in formats and isinstance(v, (int, float)):
+            if j in wrapped:
+                c.alignment = WRAP
+            if j in formats and key[1] == "number":
                 c.number_format = formats[j]
-            if r - start_row <= 200 and j <= len(seen):
-                seen[j - 1] = max(seen[j - 1], text_width(v) + 2)
+            styles[key] = copy(c._style)
     last_col = get_column_letter(max(len(headers), 1))
     ws.freeze_panes = ws.cell(row=start_row + 1, column=1)
     ws.auto_filter.ref = f"A{start_row}:{last_col}{max(r, start_row)}"
-    for j, h in enumerate(headers, 1):
-        width = (widths or {}).get(h, min(40.0, max(8.0, seen[j - 1])))
+    for j, width in enumerate(col_widths, 1):
         ws.column_dimensions[get_column_letter(j)].width = width
-        if width >= 40 and bordered:  # long text wraps instead of running off the page
-            for (cell,) in ws.iter_rows(min_row=start_row + 1, max_row=r, min_col=j, max_col=j):
-                cell.alignment = WRAP
     setup_print(ws, f"A1:{last_col}{max(r, start_row)}", title_rows=f"{start_row}:{start_row}",
                 landscape=landscape)
     return r
+
+
+def _widths(headers: Sequence[str], rows: list[Sequence[Any]], given: dict[str, float]) -> list[float]:
+    """Given widths, else the widest of the header (wrapped on two lines) and the first 200 rows."""
+    seen = [min(14.0, text_width(h) / 2 + 2) for h in headers]
+    for row in rows[:200]:
+        for j, v in enumerate(row[:len(seen)]):
+            seen[j] = max(seen[j], text_width(v) + 2)
+    return [given.get(h, min(40.0, max(8.0, w))) for h, w in zip(headers, seen)]
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return "date"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "formula"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "number"
+    return "other"
 
 
 def setup_print(ws: Worksheet, area: str, *, title_rows: str | None = None, landscape: bool = True) -> None:
