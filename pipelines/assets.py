@@ -157,15 +157,32 @@ def year_results(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.
     return dg.MaterializeResult(metadata={
         "更新年度": ", ".join(str(r.year) for r in updated) or "无变化",
         "排名预览": dg.MetadataValue.md("\n\n".join(_ranking_markdown(r) for r in updated) or "无变化"),
+        **{f"{r.year}年结果": _ranking_table(r) for r in updated},
     })
 
 
-def _ranking_markdown(results) -> str:
+RANKING_COLUMNS = [("排名", "int"), ("单位代码", "string"), ("单位名称", "string"), ("总分", "float"),
+                   ("等次", "string"), ("可推荐示范", "string"), ("状态", "string")]
+
+
+def _ranking_rows(results):
     units = results.units.sort_values(["rank", "total"], ascending=[True, False], na_position="last")
-    lines = [f"### {results.year} 年", "", "| 排名 | 单位 | 总分 | 等次 | 可推荐示范 | 状态 |", "|---|---|---|---|---|---|"]
     for u in units.itertuples():
-        rank = "" if pd.isna(u.rank) else int(u.rank)
-        lines.append(f"| {rank} | {u.unit_name} | {u.total:.2f} | {u.grade} | {u.recommendation} | {u.status} |")
+        yield (None if pd.isna(u.rank) else int(u.rank), u.unit_code, u.unit_name, round(u.total, 2),
+               u.grade, u.recommendation, u.status)
+
+
+def _ranking_table(results) -> dg.MetadataValue:
+    names = [n for n, _ in RANKING_COLUMNS]
+    return dg.MetadataValue.table(
+        [dg.TableRecord({k: v for k, v in zip(names, row) if v is not None}) for row in _ranking_rows(results)],
+        dg.TableSchema([dg.TableColumn(n, t) for n, t in RANKING_COLUMNS]))
+
+
+def _ranking_markdown(results) -> str:
+    lines = [f"### {results.year} 年", "", "| 排名 | 单位 | 总分 | 等次 | 可推荐示范 | 状态 |", "|---|---|---|---|---|---|"]
+    for rank, _, name, total, grade, recommendation, status in _ranking_rows(results):
+        lines.append(f"| {rank or ''} | {name} | {total:.2f} | {grade} | {recommendation} | {status} |")
     return "\n".join(lines)
 
 

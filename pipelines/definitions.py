@@ -16,9 +16,11 @@ def make_definitions(settings: FazhiSettings | None = None, sensor_interval: int
         selection=dg.AssetSelection.assets(assets.intake_batch, assets.reporting_status_table, assets.year_results,
                                            assets.score_workbooks, assets.lookback_packages),
         description="收件 → 校验与回执 → 年度结果 → 评分工作簿与回头看检查包",
-        # One process for the whole run: a subprocess per step would pay the
-        # imports again for every stage and delay the clerk's receipt.
-        executor_def=dg.in_process_executor,
+        # One process for the whole run by default: a subprocess per step pays
+        # the imports again for every stage. Run config may choose
+        # {"execution": {"config": {"multiprocess": {...}}}} on a bigger machine.
+        executor_def=dg.multi_or_in_process_executor,
+        config={"execution": {"config": {"in_process": {}}}},
     )
     return dg.Definitions(
         assets=[assets.submission, assets.intake_batch, assets.reporting_status_table, assets.year_results,

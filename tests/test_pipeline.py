@@ -107,6 +107,10 @@ def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path
     # 平安区's file is rejected with an unreadable 报送年度, so it counts for no year
     assert "已受理 1，已退回 0，未报送 6" in summary, summary
 
+    ranking = instance.fetch_materializations(dg.AssetKey("year_results"), limit=1).records[0]
+    (row,) = ranking.asset_materialization.metadata["2024年结果"].value.records
+    assert row.data["单位代码"] == "630202" and row.data["状态"] == "暂定" and "排名" not in row.data
+
     receipt = json.loads((root / outs["平安区2024.xls"].receipt).read_text(encoding="utf-8"))
     assert receipt["status"] == "rejected"
     assert {"sheet": "封面", "cell": "B4", "value": "二〇二四"}.items() <= receipt["errors"][0].items()
