@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -65,8 +66,7 @@ def is_ignored(name: str) -> bool:
     return name.startswith(("~$", ".")) or name.endswith(DONE_SUFFIX)
 
 
-def scan_inbox(inbox: Path, previous: dict[str, list[int]], *, wait_for_stable: bool = True
-               ) -> tuple[list[Path], dict[str, list[int]]]:
+def scan_inbox(inbox: Path, previous: dict[str, list[int]]) -> tuple[list[Path], dict[str, list[int]]]:
     """Files ready to take, and the size/mtime seen now (the next poll's `previous`).
 
     A file is ready when a `<name>.done` marker exists, or when its size and
@@ -83,7 +83,7 @@ def scan_inbox(inbox: Path, previous: dict[str, list[int]], *, wait_for_stable: 
             continue
         st = e.stat(follow_symlinks=False)
         seen[e.name] = [st.st_size, st.st_mtime_ns]
-        if not wait_for_stable or e.name + DONE_SUFFIX in names or previous.get(e.name) == seen[e.name]:
+        if e.name + DONE_SUFFIX in names or previous.get(e.name) == seen[e.name]:
             ready.append(Path(e.path))
     return ready, seen
 
@@ -138,10 +138,9 @@ def archive_file(path: Path, paths: Paths) -> Received:
     return received
 
 
-def take_ready_files(paths: Paths, previous: dict[str, list[int]], *, wait_for_stable: bool = True,
-                     limit: int | None = None) -> tuple[list[Received], dict[str, list[int]], list[str]]:
+def take_ready_files(paths: Paths, previous: dict[str, list[int]], *, limit: int | None = None) -> tuple[list[Received], dict[str, list[int]], list[str]]:
     """Archive every ready inbox file. Returns records, the new poll state and failures."""
-    ready, seen = scan_inbox(paths.inbox, previous, wait_for_stable=wait_for_stable)
+    ready, seen = scan_inbox(paths.inbox, previous)
     taken, failed = [], []
     for p in ready[:limit]:
         try:
@@ -153,6 +152,21 @@ def take_ready_files(paths: Paths, previous: dict[str, list[int]], *, wait_for_s
     for marker in paths.inbox.glob("*" + DONE_SUFFIX):
         if not marker.with_name(marker.name[: -len(DONE_SUFFIX)]).exists():
             marker.unlink(missing_ok=True)
+    return taken, seen, failed
+
+
+def take_stable_files(paths: Paths, previous: dict[str, list[int]], *, gap: float = 1.0,
+                      limit: int = 1000) -> tuple[list[Received], dict[str, list[int]], list[str]]:
+    """Take files unchanged since `previous`, then look at the others once more after `gap` seconds.
+
+    So a file dropped just now is taken within one call if nothing is still
+    writing it; a file still growing stays in the inbox for the next call.
+    """
+    taken, seen, failed = take_ready_files(paths, previous, limit=limit)
+    if seen and len(taken) < limit:
+        time.sleep(gap)
+        more, seen, failed_again = take_ready_files(paths, seen, limit=limit - len(taken))
+        taken, failed = taken + more, failed + failed_again
     return taken, seen, failed
 
 

@@ -161,28 +161,28 @@ def year_results(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.
     })
 
 
-RANKING_COLUMNS = [("排名", "int"), ("单位代码", "string"), ("单位名称", "string"), ("总分", "float"),
+RANKING_COLUMNS = [("排名", "string"), ("单位代码", "string"), ("单位名称", "string"), ("总分", "float"),
                    ("等次", "string"), ("可推荐示范", "string"), ("状态", "string")]
 
 
 def _ranking_rows(results):
     units = results.units.sort_values(["rank", "total"], ascending=[True, False], na_position="last")
     for u in units.itertuples():
-        yield (None if pd.isna(u.rank) else int(u.rank), u.unit_code, u.unit_name, round(u.total, 2),
+        yield ("" if pd.isna(u.rank) else str(int(u.rank)), u.unit_code, u.unit_name, round(u.total, 2),
                u.grade, u.recommendation, u.status)
 
 
 def _ranking_table(results) -> dg.MetadataValue:
     names = [n for n, _ in RANKING_COLUMNS]
     return dg.MetadataValue.table(
-        [dg.TableRecord({k: v for k, v in zip(names, row) if v is not None}) for row in _ranking_rows(results)],
+        [dg.TableRecord(dict(zip(names, row))) for row in _ranking_rows(results)],
         dg.TableSchema([dg.TableColumn(n, t) for n, t in RANKING_COLUMNS]))
 
 
 def _ranking_markdown(results) -> str:
     lines = [f"### {results.year} 年", "", "| 排名 | 单位 | 总分 | 等次 | 可推荐示范 | 状态 |", "|---|---|---|---|---|---|"]
     for rank, _, name, total, grade, recommendation, status in _ranking_rows(results):
-        lines.append(f"| {rank or ''} | {name} | {total:.2f} | {grade} | {recommendation} | {status} |")
+        lines.append(f"| {rank} | {name} | {total:.2f} | {grade} | {recommendation} | {status} |")
     return "\n".join(lines)
 
 

@@ -31,9 +31,12 @@ def process(root: Path, units: str | None) -> int:
     root = root.resolve()
     paths = archive.Paths(root).ensure()
     instance = _use_instance(root)
-    taken, _, failed = archive.take_ready_files(paths, {}, wait_for_stable=False)
+    # Files still being copied in are left for the next run, as the sensor would.
+    taken, still, failed = archive.take_stable_files(paths, {}, limit=10**9)
     for f in failed:
         print(f"未能归档：{f}", file=sys.stderr)
+    if still:
+        print(f"{len(still)} 个文件仍在写入，留待下次处理：{'、'.join(sorted(still))}", file=sys.stderr)
     before = {o.record_id for o in intake.all_outcomes(paths)}
     if sys.stderr.isatty():
         os.environ["FAZHI_PROGRESS"] = "1"

@@ -1,7 +1,6 @@
 """The inbox sensor: cheap per tick, archives ready files, launches one batch run."""
 
 import json
-import time
 
 import dagster as dg
 
@@ -13,7 +12,6 @@ ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 MAX_FILES_PER_TICK = 1000  # keeps a tick well inside the sensor time-out; the rest go next tick
 QUICK_FILES = 8            # this few files get their receipts in the tick itself
-STABLE_GAP = 1.0           # seconds between the two looks at a new file within one tick
 
 
 def build_inbox_sensor(job, interval: int = 1) -> dg.SensorDefinition:
@@ -28,11 +26,7 @@ def build_inbox_sensor(job, interval: int = 1) -> dg.SensorDefinition:
     def inbox_sensor(context: dg.SensorEvaluationContext, fazhi: FazhiSettings):
         paths = fazhi.paths
         state = json.loads(context.cursor) if context.cursor else {}
-        taken, seen, failed = archive.take_ready_files(paths, state.get("seen", {}), limit=MAX_FILES_PER_TICK)
-        if seen and len(taken) < MAX_FILES_PER_TICK:  # look at new files a second time now, not next tick
-            time.sleep(STABLE_GAP)
-            more, seen, failed_again = archive.take_ready_files(paths, seen, limit=MAX_FILES_PER_TICK - len(taken))
-            taken, failed = taken + more, failed + failed_again
+        _, seen, failed = archive.take_stable_files(paths, state.get("seen", {}), limit=MAX_FILES_PER_TICK)
         for f in failed:
             context.log.warning(f"暂未能归档，下次再试：{f}")
         waiting = intake.pending(paths)
