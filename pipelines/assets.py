@@ -5,7 +5,6 @@ import json
 import os
 import sys
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import pandas as pd
@@ -64,21 +63,12 @@ def intake_batch(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.
     paths, registry = fazhi.paths, fazhi.registry()
     known = set(context.instance.get_dynamic_partitions(SUBMISSIONS.name))
     leftovers = intake.unreported(paths)  # processed by a run that died before telling Dagster
-    handled, reporting = [], []
-
-    def report(outcomes: list[intake.Outcome]) -> None:
+    handled = []
+    for outcomes in itertools.chain([leftovers], intake.process_pending(
+            paths, registry, load_indicators(), progress=_progress)):
         _report(context, outcomes, registry, known, paths)
         intake.mark_reported(paths, outcomes)
-
-    # Recording events waits on the database, not the CPU: one thread records
-    # a chunk, in order, while the next chunk is checked.
-    with ThreadPoolExecutor(1) as recorder:
-        for outcomes in itertools.chain([leftovers], intake.process_pending(
-                paths, registry, load_indicators(), progress=_progress)):
-            reporting.append(recorder.submit(report, outcomes))
-            handled += outcomes
-        for done in reporting:
-            done.result()  # re-raise a failure to record
+        handled += outcomes
     _tag_run(context, handled)
     counts = Counter(o.status for o in handled)
     return dg.MaterializeResult(metadata={
