@@ -41,7 +41,11 @@ def process(root: Path, units: str | None) -> int:
     if sys.stderr.isatty():
         os.environ["FAZHI_PROGRESS"] = "1"
     defs = make_definitions(FazhiSettings(root=str(root), units_file=str(Path(units).resolve()) if units else ""))
-    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(instance=instance, raise_on_error=False)
+    # Dagster's step-by-step log stays in the instance (and the UI); the terminal gets warnings only.
+    quiet = {"execution": {"config": {"in_process": {}}},
+             "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+        run_config=quiet, instance=instance, raise_on_error=False)
     new = [o for o in intake.all_outcomes(paths) if o.record_id not in before]
     counts = Counter(o.status for o in new)
     print(f"收取 {len(taken)} 个文件；处理 {len(new)} 个：已受理 {counts['accepted']}，"
@@ -49,9 +53,12 @@ def process(root: Path, units: str | None) -> int:
     for o in new:
         if o.status == "rejected":
             print(f"  退回：{o.original_name}（{o.errors} 处错误）回执 {o.receipt}")
-    exports = sorted(p.relative_to(root) for p in paths.exports.rglob("*.xlsx"))
-    if exports:
-        print("导出文件：\n" + "\n".join(f"  {p}" for p in exports))
+    for year in sorted(p for p in paths.exports.iterdir() if p.is_dir()):
+        packages = len(list((year / "回头看").glob("*检查包.xlsx")))
+        for workbook in sorted(year.glob("*.xlsx")):
+            print(f"导出：{workbook.relative_to(root)}")
+        if packages:
+            print(f"导出：{(year / '回头看').relative_to(root)}/ 回头看检查包 {packages} 个")
     if not result.success:
         print("管道运行失败，详见 Dagster 日志。", file=sys.stderr)
         return 1
