@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from openpyxl.styles import Protection
 from openpyxl.utils import column_index_from_string, get_column_letter
 
 from assets.model import SubmissionRecord, YearResults, display
+from assets.scoring import round_score
 from assets.xlsx import BORDER, DATE_FORMAT, SCORE_FORMAT, TITLE_FONT, WRAP, write_table
 from expectations.schema import load_schema
 
@@ -78,17 +78,8 @@ class LookbackOutcome:
         return f"{self.outcome}（{PROVISIONAL_MARK}）" if self.provisional else self.outcome
 
 
-def _dec(x: float) -> Decimal:
-    return Decimal(repr(float(x))).quantize(Decimal("0.01"), ROUND_HALF_UP)
-
-
-def round2(x) -> float | None:
-    """Two decimals, half up, as SPEC §4 shows scores; None for missing."""
-    return None if x is None or pd.isna(x) else float(_dec(x))
-
-
 def _t(x) -> str:
-    return str(_dec(x))
+    return f"{round_score(x):.2f}"
 
 
 def _unit(results: YearResults, unit_code: str) -> pd.Series | None:
@@ -282,10 +273,10 @@ def _overview(ws, unit_row: pd.Series, outcome: LookbackOutcome, current: YearRe
         ("命名年度", None if pd.isna(naming_year) else int(naming_year)),
         ("检查年度", current.year),
         ("基线年度", baseline.year if outcome.baseline_total is not None else "无基线"),
-        ("基线总分", round2(outcome.baseline_total) if outcome.baseline_total is not None else "无基线"),
-        ("本年总分", round2(outcome.current_total)),
+        ("基线总分", round_score(outcome.baseline_total) if outcome.baseline_total is not None else "无基线"),
+        ("本年总分", round_score(outcome.current_total)),
         ("总分状态", PROVISIONAL_MARK + "（群众满意度尚未测评）" if outcome.provisional else "正式"),
-        ("变化", round2(outcome.change) if outcome.change is not None else "无基线"),
+        ("变化", round_score(outcome.change) if outcome.change is not None else "无基线"),
         ("结论", outcome.label),
         *((f"原因{i}", r) for i, r in enumerate(outcome.reasons, 1)),
         ("评分依据文件", record.original_name),
@@ -299,8 +290,8 @@ def _overview(ws, unit_row: pd.Series, outcome: LookbackOutcome, current: YearRe
 
 
 def _indicator_sheet(ws, table: pd.DataFrame) -> None:
-    rows = ([r.indicator, r.name, r.points, round2(r.base), round2(r.score) if r.status != "待测评" else "待测评",
-             round2(r.change), "下降" if r.fell else ""] for r in table.itertuples())
+    rows = ([r.indicator, r.name, r.points, round_score(r.base), round_score(r.score) if r.status != "待测评" else "待测评",
+             round_score(r.change), "下降" if r.fell else ""] for r in table.itertuples())
     write_table(ws, ["指标编号", "指标名称", "分值", "基线得分", "本年得分", "变化", "下降标记"], rows,
                 widths={"指标名称": 36}, number_formats={k: SCORE_FORMAT for k in ("基线得分", "本年得分", "变化")})
 
@@ -321,7 +312,7 @@ FILL_IN = ("整改措施", "责任单位", "整改时限")
 def _rectification_sheet(ws, table: pd.DataFrame, base_year: int | None) -> None:
     todo = table[(table["score"] < table["points"]) | table["fell"]]
     headers = ["序号", "指标编号", "指标名称", "分值", "本年得分", "问题", *FILL_IN]
-    rows = ([i, r.indicator, r.name, r.points, round2(r.score), _problem(r, base_year), None, None, None]
+    rows = ([i, r.indicator, r.name, r.points, round_score(r.score), _problem(r, base_year), None, None, None]
             for i, r in enumerate(todo.itertuples(), 1))
     last = write_table(ws, headers, rows, widths={"指标名称": 24, "问题": 50, "整改措施": 40, "责任单位": 18,
                                                   "整改时限": 14}, number_formats={"本年得分": SCORE_FORMAT})
@@ -442,9 +433,9 @@ def build_lookback_packages(current: YearResults, baselines: dict[int, YearResul
                               sheet_name=parsed.sheet_label(CASES_SHEET), columns=parsed.columns.get(CASES_SHEET))
         path = write_lookback_package(out_dir, unit, outcome, current, baseline, record, sample)
         rows.append([code, unit["unit_name"], unit["naming"], int(unit["naming_year"]),
-                     round2(outcome.baseline_total) if outcome.baseline_total is not None else "无基线",
-                     round2(outcome.current_total),
-                     round2(outcome.change) if outcome.change is not None else "无基线",
+                     round_score(outcome.baseline_total) if outcome.baseline_total is not None else "无基线",
+                     round_score(outcome.current_total),
+                     round_score(outcome.change) if outcome.change is not None else "无基线",
                      outcome.outcome, "是" if outcome.provisional else "否", "；".join(outcome.reasons), path.name])
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     keep = set(index["检查包文件"])
