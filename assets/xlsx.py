@@ -70,9 +70,10 @@ def write_table(
     ws.row_dimensions[start_row].height = 32
     formats = {headers.index(k) + 1: v for k, v in (number_formats or {}).items() if k in headers}
     rows = list(rows)
-    col_widths = _widths(headers, rows, widths or {})
-    wrapped = {j for j, w in enumerate(col_widths, 1) if w >= 40}  # long text wraps, not runs off the page
+    col_widths, wanted = _widths(headers, rows, widths or {})
     bordered = len(rows) <= BORDERED_ROWS
+    # text wider than its column wraps rather than running over its neighbours (tables meant for reading)
+    wrapped = {j for j, (w, need) in enumerate(zip(col_widths, wanted), 1) if need > w and bordered}
     # Setting a style on a cell hashes the style objects every time; a table
     # has a handful of distinct cell styles, so each is built once and copied.
     styles: dict[tuple, Any] = {}
@@ -102,13 +103,15 @@ def write_table(
     return r
 
 
-def _widths(headers: Sequence[str], rows: list[Sequence[Any]], given: dict[str, float]) -> list[float]:
-    """Given widths, else the widest of the header (wrapped on two lines) and the first 200 rows."""
+def _widths(headers: Sequence[str], rows: list[Sequence[Any]],
+            given: dict[str, float]) -> tuple[list[float], list[float]]:
+    """(column widths, widths the content would need): given widths, else the widest of the
+    header (wrapped on two lines) and the first 200 rows, within 8–40."""
     seen = [min(14.0, text_width(h) / 2 + 2) for h in headers]
     for row in rows[:200]:
         for j, v in enumerate(row[:len(seen)]):
             seen[j] = max(seen[j], text_width(v) + 2)
-    return [given.get(h, min(40.0, max(8.0, w))) for h, w in zip(headers, seen)]
+    return [given.get(h, min(40.0, max(8.0, w))) for h, w in zip(headers, seen)], seen
 
 
 def _kind(value: Any) -> str:
