@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -170,6 +171,7 @@ def take_stable_files(paths: Paths, previous: dict[str, list[int]], *, gap: floa
     return taken, seen, failed
 
 
-def all_received(paths: Paths) -> list[Received]:
-    recs = [Received(**json.loads(p.read_text(encoding="utf-8"))) for p in paths.received.glob("*.json")]
+def received_records(files: Iterable[Path]) -> list[Received]:
+    """Arrival records read from `archive/received/*.json` files, in order of arrival."""
+    recs = [Received(**json.loads(p.read_text(encoding="utf-8"))) for p in files]
     return sorted(recs, key=lambda r: (r.received_at, r.record_id))

@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assets.status import LOCAL_TZ, TIME_FORMAT
+from assets.model import BEIJING, TIME_FORMAT
 
 # Per-row lists of a COMPLETE result: megabytes for a large batch, and the
 # page shows the partial (first 20) lists anyway.
@@ -81,7 +81,7 @@ def write_datadocs(results: Mapping[str, ExpectationSuiteValidationResult | Mapp
 
 def write_submission_report(receipt: Mapping[str, Any], path: Path, datadocs_index: Path | None = None) -> Path:
     """A readable page for one received file, from its receipt (SPEC §7.1 keys)."""
-    received = dt.datetime.fromisoformat(receipt["received_at"]).astimezone(LOCAL_TZ).strftime(TIME_FORMAT)
+    received = dt.datetime.fromisoformat(receipt["received_at"]).astimezone(BEIJING).strftime(TIME_FORMAT)
     facts = {"文件": receipt["original_name"], "结果": STATUS_TEXT.get(receipt["status"], receipt["status"]),
              "单位": " ".join(str(v) for v in (receipt.get("unit_code"), receipt.get("unit_name")) if v) or "未识别",
              "报送年度": receipt.get("year") or "未识别", "接收时间（北京时间）": received,

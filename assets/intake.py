@@ -19,13 +19,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from assets.archive import Paths, Received, all_received, write_atomic
+from assets.archive import Paths, Received, received_records, write_atomic
 from assets.datadocs import write_datadocs
 from assets.filework import read_pickled, write_receipt_files
 from assets.model import ParsedWorkbook, Problem, SubmissionRecord
 from assets.registry import Registry
 from assets.scoring import coverage_counts, score_submission
-from assets.validation import validate_batch
+from assets.validation import ValidationReport, validate_batch
 from expectations.schema import Schema, load_schema
 
 @dataclass(frozen=True)
@@ -59,8 +59,9 @@ def partition_key(year: int, unit_code: str) -> str:
 
 
 def pending(paths: Paths) -> list[Received]:
+    """Received records without an outcome; only those records are read (the sensor asks every second)."""
     done = {p.stem for p in paths.processed.glob("*.json")}
-    return [r for r in all_received(paths) if r.record_id not in done]
+    return received_records(p for p in paths.received.glob("*.json") if p.stem not in done)
 
 
 def all_outcomes(paths: Paths) -> list[Outcome]:
@@ -77,13 +78,13 @@ def _unit_and_year(parsed: ParsedWorkbook, registry: Registry) -> tuple[str | No
     return (unit.code, unit.name, year) if unit else (None, None, year)
 
 
-def _satisfaction_unit(parsed: ParsedWorkbook, registry: Registry, schema: Schema) -> tuple[str | None, int | None]:
-    """A survey file lists many units: its receipt goes under `unknown` unless it names one."""
+def _satisfaction_year(parsed: ParsedWorkbook, schema: Schema) -> int | None:
+    """The year of a survey file, when all its rows agree (it lists many units, so no unit)."""
     frame = parsed.tables.get(schema.satisfaction.name)
     if frame is None or frame.empty:
-        return None, None
+        return None
     years = {int(y) for y in frame["测评年度"].dropna() if float(y).is_integer()}
-    return None, (years.pop() if len(years) == 1 else None)
+    return years.pop() if len(years) == 1 else None
 
 
 def process_pending(paths: Paths, registry: Registry, system, *,
@@ -179,19 +180,24 @@ def _start_reading(paths: Paths, chunk: list[Received], claimed: set[str], worke
     return fresh, copies, workers.map(read_pickled, [(str(paths.object(r.sha256)), r.original_name) for r in fresh])
 
 
+def check_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, system,
+                schema: Schema) -> tuple[dict[str, list[Problem]], ValidationReport]:
+    """Every file's problems (the reader's, then Great Expectations'), the batch checked as one."""
+    report = validate_batch({k: p for k, p in parsed.items() if p.cover or p.tables},
+                            registry, set(system.codes), schema)
+    return {k: p.problems + report.problems.get(k, []) for k, p in parsed.items()}, report
+
+
 def _check_chunk(paths: Paths, recs: list[Received], blobs: dict[str, bytes], registry: Registry,
                  system, schema: Schema) -> tuple[list[tuple[dict, str | None]], list[Outcome]]:
     """Validate a chunk as one batch; store what later stages need; return receipts and outcomes."""
     parsed = {k: pickle.loads(b) for k, b in blobs.items()}
-    report = validate_batch({k: p for k, p in parsed.items() if p.cover or p.tables},
-                            registry, set(system.codes), schema)
+    problems, report = check_batch(parsed, registry, system, schema)
     datadocs = (str(write_datadocs(report.gx_results, paths.receipts / "_datadocs" / recs[0].record_id))
                 if report.gx_results else None)
     receipts, outcomes = [], []
     for rec in recs:
-        p = parsed[rec.record_id]
-        problems = p.problems + report.problems.get(rec.record_id, [])
-        receipt, out = _judge(rec, p, problems, registry, schema)
+        receipt, out = _judge(rec, parsed[rec.record_id], problems[rec.record_id], registry, schema)
         if out.kind in ("submission", "satisfaction"):
             write_atomic(paths.submissions / f"{rec.record_id}.pkl", blobs[rec.record_id])
         receipts.append((receipt, datadocs))
@@ -201,8 +207,7 @@ def _check_chunk(paths: Paths, recs: list[Received], blobs: dict[str, bytes], re
                       coverage_counts([parsed[o.record_id] for o in accepted], system)))
     for i, o in enumerate(outcomes):
         if o.kind == "submission":
-            problems = parsed[o.record_id].problems + report.problems.get(o.record_id, [])
-            _save_scoring_view(paths, o.record_id, replace(parsed[o.record_id], problems=problems),
+            _save_scoring_view(paths, o.record_id, replace(parsed[o.record_id], problems=problems[o.record_id]),
                                counts.get(o.record_id), system, schema)
         if o.record_id in counts:
             outcomes[i] = replace(o, score_preview=_preview(o, parsed[o.record_id], counts[o.record_id], system))
@@ -221,7 +226,7 @@ def _judge(rec: Received, parsed: ParsedWorkbook, problems: list[Problem],
     status = "rejected" if errors else "accepted"
     if parsed.kind == "satisfaction":
         unit_code, unit_name = None, None
-        _, year = _satisfaction_unit(parsed, registry, schema)
+        year = _satisfaction_year(parsed, schema)
     else:
         unit_code, unit_name, year = _unit_and_year(parsed, registry)
     kind = parsed.kind if (parsed.cover or parsed.tables) else "unknown"

@@ -235,7 +235,7 @@ _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 
 def package_name(unit_name: str, unit_code: str) -> str:
-    """File name of a unit's package, safe on Windows and POSIX."""
+    """File name of a unit's package, safe on Windows and POSIX (a '/' in a name is kept as '_')."""
     name = _UNSAFE.sub("_", str(unit_name or "")).strip(" .") or str(unit_code)
     return f"{name}{PACKAGE_SUFFIX}"
 

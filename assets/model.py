@@ -8,6 +8,11 @@ from typing import Any
 import pandas as pd
 
 
+# Files are stamped in UTC; clerks and operators read Beijing time.
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong (error) or worth a look (warning) in a received file.

@@ -18,7 +18,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
-from assets.model import display
+from assets.model import BEIJING, TIME_FORMAT, display
 from assets.xlsx import TITLE_FONT, WRAP, set_value, write_table
 
 TITLE = "海东市法治政府建设示范创建 报送回执"
@@ -39,7 +39,6 @@ HEADERS = ["序号", "类别", "工作表", "单元格", "填写的值", "问题
 WIDTHS = {"序号": 10, "类别": 8, "工作表": 14, "单元格": 10, "填写的值": 24, "问题说明": 60}
 MAX_NAME_BYTES = 120
 FORBIDDEN = set('<>:"/\\|?*')  # not allowed in Windows file names either
-BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 
 def write_receipt(receipt: dict, receipts_dir: str | Path) -> tuple[Path, Path]:
@@ -82,8 +81,8 @@ def beijing_time(received_at: str) -> str:
     """Receipt time as the clerk reads it (UTC+8); a time without zone is shown as given."""
     t = dt.datetime.fromisoformat(received_at)
     if t.tzinfo is None:
-        return t.strftime("%Y-%m-%d %H:%M:%S")
-    return t.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S（北京时间）")
+        return t.strftime(TIME_FORMAT)
+    return t.astimezone(BEIJING).strftime(f"{TIME_FORMAT}（北京时间）")
 
 
 def safe_name(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:

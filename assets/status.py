@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from assets.model import BEIJING, TIME_FORMAT
 from assets.registry import Registry
 
 if TYPE_CHECKING:  # intake pulls in the readers; the status needs only the ledger's fields
@@ -14,9 +15,6 @@ if TYPE_CHECKING:  # intake pulls in the readers; the status needs only the ledg
 
 ACCEPTED, REJECTED, MISSING = "已受理", "已退回", "未报送"
 ON_TIME = "截止前受理"
-# Receipts carry UTC; operators and deadlines live in Beijing time.
-LOCAL_TZ = dt.timezone(dt.timedelta(hours=8))
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 COLUMNS = {  # column -> Dagster TableColumn type
     "单位代码": "string", "单位名称": "string", "状态": "string", "文件数": "int",
     "最近文件": "string", "最近文件结果": "string", "最近接收时间": "string",
@@ -37,7 +35,7 @@ def reporting_status(outcomes: Iterable[Outcome], registry: Registry, year: int,
         [(o.unit_code, o.status, o.original_name, o.received_at) for o in outcomes
          if o.kind == "submission" and o.year == year and o.unit_code and o.status != "duplicate"],
         columns=["单位代码", "status", "最近文件", "received_at"])
-    files["received_at"] = pd.to_datetime(files["received_at"], utc=True, format="ISO8601").dt.tz_convert(LOCAL_TZ)
+    files["received_at"] = pd.to_datetime(files["received_at"], utc=True, format="ISO8601").dt.tz_convert(BEIJING)
     files = files.sort_values("received_at", kind="stable")
     by_unit = files.groupby("单位代码", sort=False)
     latest = by_unit.tail(1).set_index("单位代码")

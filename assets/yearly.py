@@ -22,23 +22,26 @@ def years_with_submissions(outcomes: list[Outcome]) -> list[int]:
     return sorted({o.year for o in outcomes if o.kind == "submission" and o.year and o.unit_code})
 
 
-def fingerprint(year: int, outcomes: list[Outcome], *config_files: Path | None) -> str:
+def feeds(o: Outcome, year: int) -> bool:
+    """Whether a received file is an input of the year's results (survey files may be for any year)."""
+    return o.status != "duplicate" and (o.kind == "satisfaction" or (o.kind == "submission" and o.year == year))
+
+
+def fingerprint(year: int, outcomes: list[Outcome], config_digest: bytes) -> str:
     """Changes whenever anything that feeds the year's results changes."""
-    h = hashlib.sha256(str(year).encode())
+    h = hashlib.sha256(str(year).encode() + config_digest)
     for o in outcomes:
-        if o.status != "duplicate" and (o.kind == "satisfaction" or o.year == year):
+        if feeds(o, year):
             h.update(f"{o.record_id}|{o.status}|{o.kind}".encode())
-    for f in config_files:
-        if f is not None:
-            h.update(Path(f).read_bytes())
     return h.hexdigest()
 
 
 def stale_years(paths: Paths, outcomes: list[Outcome], config_files: list[Path | None]) -> dict[int, str]:
     """year -> new fingerprint, for every year whose stored results are out of date."""
+    config_digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in config_files if f is not None)).digest()
     stale = {}
     for year in years_with_submissions(outcomes):
-        fp = fingerprint(year, outcomes, *config_files)
+        fp = fingerprint(year, outcomes, config_digest)
         stamp = paths.results / str(year) / FINGERPRINT
         if not stamp.exists() or stamp.read_text() != fp:
             stale[year] = fp
@@ -55,20 +58,19 @@ def input_files(outcomes: list[Outcome], year: int) -> list[dict]:
     """The files behind a year's results, for the 说明 sheet."""
     return [{"original_name": o.original_name, "sha256": o.sha256, "received_at": o.received_at,
              "status": o.status, "kind": o.kind, "unit_code": o.unit_code}
-            for o in outcomes
-            if o.status != "duplicate" and ((o.kind == "submission" and o.year == year)
-                                            or o.kind == "satisfaction")]
+            for o in outcomes if feeds(o, year)]
 
 
 def refresh_year_results(paths: Paths, registry: Registry, schema: Schema, system,
                          config_files: list[Path | None]) -> list[YearResults]:
     """Recompute and store the results of every year whose inputs changed."""
     outcomes = all_outcomes(paths)
+    stale = stale_years(paths, outcomes, config_files)
+    satisfaction = satisfaction_results(paths, outcomes, schema, registry) if stale else {}
     updated = []
-    for year, fp in stale_years(paths, outcomes, config_files).items():
+    for year, fp in stale.items():
         records = submission_records(paths, outcomes, year, system)
-        satisfaction = satisfaction_results(paths, outcomes, schema, registry).get(year, {})
-        results = compute_year_results(year, records, satisfaction, system, registry)
+        results = compute_year_results(year, records, satisfaction.get(year, {}), system, registry)
         save_year_results(results, paths.results / str(year))
         mark_fresh(paths, year, fp)
         updated.append(results)

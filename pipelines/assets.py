@@ -38,18 +38,21 @@ def _progress(done: int, total: int) -> None:
         print(f"\r已处理 {done}/{total} 个文件", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
+def _failing_cells(errors: list[dict]) -> dg.MetadataValue:
+    """The first 50 errors (receipt form) as a list an operator can read."""
+    return dg.MetadataValue.md("\n".join(
+        f"- {e['sheet'] or ''}!{e['cell'] or ''}：{e['message']}（填写值：{e['value']}）" for e in errors[:50]) or "无")
+
+
 def _check_metadata(out: intake.Outcome, paths: Paths) -> dict:
     receipt = json.loads((paths.root / out.receipt).read_text(encoding="utf-8"))
-    failing = receipt["errors"][:50]
     return {
         "错误数": out.errors,
         "提示数": out.warnings,
         "文件": out.original_name,
         "回执": dg.MetadataValue.path(str(paths.root / out.receipt)),
         "校验报告": dg.MetadataValue.path(str((paths.root / out.receipt).with_suffix(".html"))),
-        "未通过的单元格": dg.MetadataValue.md(
-            "\n".join(f"- {e['sheet'] or ''}!{e['cell'] or ''}：{e['message']}（填写值：{e['value']}）"
-                      for e in failing) or "无"),
+        "未通过的单元格": _failing_cells(receipt["errors"]),
     }
 
 
@@ -223,7 +226,6 @@ def lookback_packages(fazhi: FazhiSettings) -> dg.MaterializeResult:
 )
 def great_expectations(context: dg.AssetCheckExecutionContext, fazhi: FazhiSettings) -> dg.AssetCheckResult:
     from assets.reading import read_workbook
-    from assets.validation import validate_batch
 
     paths = fazhi.paths
     key = context.partition_key
@@ -231,12 +233,10 @@ def great_expectations(context: dg.AssetCheckExecutionContext, fazhi: FazhiSetti
     if not latest:
         return dg.AssetCheckResult(passed=False, description="该单位本年度尚未报送", metadata={"分区": key})
     out = latest[-1]
-    parsed = read_workbook(paths.object(out.sha256), out.original_name)
-    report = validate_batch({out.record_id: parsed}, fazhi.registry(), set(load_indicators().codes))
-    errors = [p for p in parsed.problems + report.problems.get(out.record_id, []) if p.severity == "error"]
+    parsed = {out.record_id: read_workbook(paths.object(out.sha256), out.original_name)}
+    problems, _ = intake.check_batch(parsed, fazhi.registry(), load_indicators(), load_schema())
+    errors = [p.to_json() for p in problems[out.record_id] if p.severity == "error"]
     return dg.AssetCheckResult(
         passed=not errors,
         description="校验通过" if not errors else f"发现 {len(errors)} 处错误",
-        metadata={"文件": out.original_name, "错误数": len(errors),
-                  "未通过的单元格": dg.MetadataValue.md(
-                      "\n".join(f"- {e.sheet}!{e.cell}：{e.message}" for e in errors[:50]) or "无")})
+        metadata={"文件": out.original_name, "错误数": len(errors), "未通过的单元格": _failing_cells(errors)})
