@@ -18,7 +18,8 @@ if ! grep -q "^listen_addresses = '127.0.0.1'" "$CONF"; then
   echo "listen_addresses = '127.0.0.1'" >>"$CONF"  # the last setting wins
   pg_ctlcluster "$VERSION" "$CLUSTER" stop >/dev/null 2>&1 || true
 fi
-pg_ctlcluster "$VERSION" "$CLUSTER" status >/dev/null 2>&1 || pg_ctlcluster "$VERSION" "$CLUSTER" start
+# stdout carries only the export lines below: pg_ctlcluster chatters there ("Removed stale pid file.").
+pg_ctlcluster "$VERSION" "$CLUSTER" status >/dev/null 2>&1 || pg_ctlcluster "$VERSION" "$CLUSTER" start >&2
 PORT=$(pg_conftool -s "$VERSION" "$CLUSTER" show port)
 
 psql_admin() { su postgres -c "psql -p $PORT -v ON_ERROR_STOP=1 -qtAX $*"; }
