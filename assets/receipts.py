@@ -15,7 +15,6 @@ import unicodedata
 from pathlib import Path
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from assets.model import BEIJING, TIME_FORMAT, display
@@ -160,11 +159,6 @@ def _unit_text(receipt: dict) -> str:
     return "未能识别（请核对封面的单位名称和单位代码）"
 
 
-def _cell_text(value):
-    """Control characters (possible in file names and .xls text) cannot be stored in a cell."""
-    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
-
-
 def _workbook(receipt: dict) -> Workbook:
     status = receipt["status"]
     errors, warnings = receipt.get("errors") or [], receipt.get("warnings") or []
@@ -188,11 +182,11 @@ def _workbook(receipt: dict) -> Workbook:
     ws["A1"].font = TITLE_FONT
     for row, (label, value) in enumerate(summary, 3):
         ws.cell(row=row, column=1, value=label).font = Font(bold=True)
-        set_value(ws.cell(row=row, column=2), _cell_text(value))
+        set_value(ws.cell(row=row, column=2), value)
         if label == "结果":
             ws.cell(row=row, column=2).font = RESULT_FONT[status]
     problems = [("错误", p) for p in errors] + [("提示", p) for p in warnings]
-    rows = [(i, kind, *(_cell_text(p.get(k)) for k in ("sheet", "cell", "value", "message")))
+    rows = [(i, kind, *(p.get(k) for k in ("sheet", "cell", "value", "message")))
             for i, (kind, p) in enumerate(problems, 1)]
     start = len(summary) + 4
     last = write_table(ws, HEADERS, rows, start_row=start, widths=WIDTHS)

@@ -16,8 +16,8 @@ from openpyxl.utils import get_column_letter
 from assets.indicators import IndicatorSystem
 from assets.model import YearResults
 from assets.scoring import PENDING, round_score
-from assets.xlsx import (BORDER, HEADER_FILL, HEADER_FONT, SCORE_FORMAT, TITLE_FONT, WRAP, set_value,
-                         setup_print, write_table)
+from assets.xlsx import (BORDER, HEADER_FILL, HEADER_FONT, SCORE_FORMAT, TITLE_FONT, WRAP, BulkRows, save_workbook,
+                         set_value, setup_print, write_table)
 
 OVERVIEW_HEADERS = ["排名", "单位代码", "单位名称", "总分", "等次", "可推荐示范", "状态"]
 DETAIL_HEADERS = ["单位代码", "单位名称", "指标编号", "指标名称", "数值", "目标", "分值", "得分", "说明", "来源"]
@@ -94,29 +94,31 @@ def _overview(wb: Workbook, results: YearResults, system: IndicatorSystem, units
     ws.add_chart(chart, f"{get_column_letter(len(headers) + 2)}2")
 
 
-def _categories(wb: Workbook, results: YearResults, system: IndicatorSystem, units: pd.DataFrame) -> None:
+def _categories(wb: Workbook, results: YearResults, system: IndicatorSystem, units: pd.DataFrame,
+                bulk: list[BulkRows]) -> None:
     ws = wb.create_sheet("一级指标")
     _title(ws, f"海东市{results.year}年一级指标得分")
-    share = system.recommendation.min_category_share / 100
+    min_share = system.recommendation.min_category_share / 100
     core = set(system.core_categories)
-    cats = results.categories.set_index(["unit_code", "category"])
-    rows = []
-    for u in units.itertuples():
-        for c in system.categories:
-            x = cats.loc[(u.unit_code, c.code)]
-            met = "—" if c.code not in core or pd.isna(x["score"]) else \
-                "是" if x["score"] >= share * c.points else "否"
-            rows.append([u.unit_code, u.unit_name, c.code, c.name, c.points, _score(x["score"]),
-                         None if pd.isna(x["share"]) else x["share"], met])
+    listed = pd.DataFrame([(c.code, c.name, c.points, i) for i, c in enumerate(system.categories)],
+                          columns=["category", "category_name", "points", "_category_order"])
+    table = (results.categories[["unit_code", "category", "score", "share"]].merge(units[["unit_code", "unit_name"]].assign(_unit_order=range(len(units))),
+                                      on="unit_code", validate="many_to_one")
+             .merge(listed, on="category", validate="many_to_one")
+             .sort_values(["_unit_order", "_category_order"]))
+    rows = [[r.unit_code, r.unit_name, r.category, r.category_name, r.points, _score(r.score),
+             None if pd.isna(r.share) else r.share,
+             "—" if r.category not in core or pd.isna(r.score) else "是" if r.score >= min_share * r.points else "否"]
+            for r in table.itertuples()]
     threshold = f"不低于{system.recommendation.min_category_share}%"
     headers = ["单位代码", "单位名称", "类别", "类别名称", "分值", "得分", "得分率", threshold]
     last = write_table(ws, headers, rows, number_formats={"分值": "0", "得分": SCORE_FORMAT, "得分率": PERCENT_FORMAT},
-                       widths={"单位名称": 22, "类别名称": 22}, landscape=False)
+                       widths={"单位名称": 22, "类别名称": 22}, landscape=False, bulk=bulk)
     if rows:
         ws.conditional_formatting.add(f"A2:H{last}", FormulaRule(formula=['$H2="否"'], fill=DEDUCTION_FILL))
 
 
-def _details(wb: Workbook, results: YearResults, units: pd.DataFrame) -> None:
+def _details(wb: Workbook, results: YearResults, units: pd.DataFrame, bulk: list[BulkRows]) -> None:
     ws = wb.create_sheet("三级明细")
     _title(ws, f"海东市{results.year}年三级指标得分明细")
     names = units.set_index("unit_code")["unit_name"]
@@ -128,7 +130,7 @@ def _details(wb: Workbook, results: YearResults, units: pd.DataFrame) -> None:
             for r in ind.itertuples()]
     headers = DETAIL_HEADERS + ["类别", "状态"]
     last = write_table(ws, headers, rows, number_formats={"分值": "0.##", "得分": SCORE_FORMAT},
-                       widths={"单位名称": 20, "指标名称": 26, "数值": 16, "说明": 40, "来源": 36})
+                       widths={"单位名称": 20, "指标名称": 26, "数值": 16, "说明": 40, "来源": 36}, bulk=bulk)
     if rows:
         ws.conditional_formatting.add(f"A2:L{last}", FormulaRule(formula=["AND(ISNUMBER($H2),$H2<$G2)"],
                                                                  fill=DEDUCTION_FILL))
@@ -210,12 +212,10 @@ def write_score_workbook(results: YearResults, system: IndicatorSystem, path: st
     path.parent.mkdir(parents=True, exist_ok=True)
     units = _ordered_units(results)
     wb = Workbook()
+    bulk: list[BulkRows] = []
     _overview(wb, results, system, units)
-    _categories(wb, results, system, units)
-    _details(wb, results, units)
+    _categories(wb, results, system, units, bulk)
+    _details(wb, results, units, bulk)
     _quality(wb, results)
     _method(wb, results, system, input_files)
-    tmp = path.with_name(f".{path.name}.tmp")
-    wb.save(tmp)
-    tmp.replace(path)
-    return path
+    return save_workbook(wb, path, bulk)

@@ -6,12 +6,22 @@ Text that came from a county is never executable: a string starting with
 from __future__ import annotations
 
 import datetime as dt
+import math
+import numbers
+import re
+import zipfile
 from collections.abc import Iterable, Sequence
 from copy import copy
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.utils import get_column_letter
+from openpyxl.utils import get_column_letter, range_boundaries
+from openpyxl.utils.datetime import to_excel
+from openpyxl.workbook import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 HEADER_FONT = Font(bold=True, color="FFFFFF")
@@ -25,10 +35,20 @@ DATE_FORMAT = "yyyy-mm-dd"
 FORMULA_STARTS = ("=", "+", "-", "@")
 
 
+MAX_TEXT = 32_767  # Excel's limit for one cell
+
+
+def cell_text(value: str) -> str:
+    """Text as a cell can hold it: control characters Excel refuses are dropped."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value)[:MAX_TEXT]
+
+
 def set_value(cell, value: Any) -> None:
     """Write a value so that county text can never become a formula."""
     if isinstance(value, float) and value != value:  # NaN
         value = None
+    if isinstance(value, str):
+        value = cell_text(value)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         cell.value = value
         cell.data_type = "s"
@@ -57,11 +77,14 @@ def write_table(
     widths: dict[str, float] | None = None,
     number_formats: dict[str, str] | None = None,
     landscape: bool = True,
+    bulk: list[BulkRows] | None = None,
 ) -> int:
     """Header row + data rows, frozen header, filter, borders, print setup.
 
     Column widths follow the content (within bounds; long text wraps) unless
-    given. Returns the last row written.
+    given. Returns the last row written. With `bulk`, a table too long for
+    borders is not put into cells: its rows are appended to `bulk` for
+    `save_workbook` to write straight into the sheet's XML.
     """
     for j, h in enumerate(headers, 1):
         c = ws.cell(row=start_row, column=j, value=h)
@@ -78,6 +101,9 @@ def write_table(
     # has a handful of distinct cell styles, so each is built once and copied.
     styles: dict[tuple, Any] = {}
     r = start_row
+    if bulk is not None and not bordered:
+        bulk.append(BulkRows(ws, start_row + 1, rows, _style_ids(ws, formats)))
+        rows, r = [], start_row + len(rows)
     for r, row in enumerate(rows, start_row + 1):
         for j, v in enumerate(row, 1):
             c = ws.cell(row=r, column=j)
@@ -119,7 +145,7 @@ def _kind(value: Any) -> str:
         return "date"
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "formula"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, numbers.Number) and not isinstance(value, bool):  # numpy's too
         return "number"
     return "other"
 
@@ -135,3 +161,100 @@ def setup_print(ws: Worksheet, area: str, *, title_rows: str | None = None, land
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_options.horizontalCentered = True
     ws.oddFooter.center.text = "第 &P 页，共 &N 页"
+
+
+# Past some 10,000 rows openpyxl's cell objects and their XML cost ~20 µs a
+# cell; a score workbook for 3,000 units has over 1.5 million. Such tables are
+# plain (no borders, no wrapping), so their rows are written as XML text.
+
+@dataclass
+class BulkRows:
+    """Rows of a table kept out of openpyxl's cells (see write_table)."""
+    ws: Worksheet
+    first_row: int
+    rows: list[Sequence[Any]]
+    style_ids: dict[Any, int]  # "date", "formula", ("number", column) -> cellXfs index
+
+
+def _style_ids(ws: Worksheet, formats: dict[int, str]) -> dict[Any, int]:
+    """The workbook's style index for each kind of value write_table styles."""
+    def style_id(value: Any, number_format: str | None = None) -> int:
+        probe = Cell(ws)  # detached: never written itself
+        set_value(probe, value)
+        if number_format:
+            probe.number_format = number_format
+        return ws.parent._cell_styles.add(probe._style)
+
+    ids = {"date": style_id(dt.date(2000, 1, 1)), "formula": style_id("=")}
+    ids.update({("number", j): style_id(0, f) for j, f in formats.items()})
+    return ids
+
+
+def _rows_xml(block: BulkRows) -> Iterable[str]:
+    """<row> elements with the values as set_value would store them."""
+    ids = block.style_ids
+    letters = [get_column_letter(j) for j in range(1, 1 + max((len(r) for r in block.rows), default=0))]
+    for r, row in enumerate(block.rows, block.first_row):
+        cells = []
+        for j, v in enumerate(row):
+            if v is None or (isinstance(v, str) and not v):  # openpyxl writes no value either
+                continue
+            ref = f"{letters[j]}{r}"
+            if isinstance(v, bool):
+                cells.append(f'<c r="{ref}" t="b"><v>{int(v)}</v></c>')
+            elif isinstance(v, numbers.Number):
+                if not math.isfinite(v):  # NaN is a blank cell; openpyxl writes no value either
+                    continue
+                style = ids.get(("number", j + 1))
+                cells.append(f'<c r="{ref}"{_s(style)}><v>{v:.16g}</v></c>')  # openpyxl's precision
+            elif isinstance(v, (dt.date, dt.datetime)):
+                cells.append(f'<c r="{ref}"{_s(ids["date"])}><v>{to_excel(v)}</v></c>')
+            else:
+                text = cell_text(str(v))
+                style = ids["formula"] if text.startswith(FORMULA_STARTS) else None
+                cells.append(f'<c r="{ref}"{_s(style)} t="inlineStr"><is><t xml:space="preserve">{escape(text)}</t></is></c>')
+        yield f'<row r="{r}">{"".join(cells)}</row>'
+
+
+def _s(style_id: int | None) -> str:
+    return f' s="{style_id}"' if style_id else ""
+
+
+def save_workbook(wb: Workbook, path: str | Path, bulk: Sequence[BulkRows] = ()) -> Path:
+    """Save atomically (a temporary file, then rename), splicing in the bulk rows."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    wb.save(tmp)
+    if bulk:
+        _splice(tmp, bulk)
+    tmp.replace(path)
+    return path
+
+
+def _splice(path: Path, bulk: Sequence[BulkRows]) -> None:
+    parts = {block.ws.path.lstrip("/"): block for block in bulk}  # ws.path is set by wb.save
+    spliced = path.with_name(path.name + ".bulk")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(spliced, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            block = parts.get(item.filename)
+            if block is None:
+                dst.writestr(item, src.read(item))
+                continue
+            xml = src.read(item).decode("utf-8").replace("<sheetData/>", "<sheetData></sheetData>", 1)
+            head, tail = xml.split("</sheetData>", 1)
+            head = re.sub(r'<dimension ref="([^"]+)"', lambda m: f'<dimension ref="{_extended(m[1], block)}"',
+                          head, count=1)
+            with dst.open(item.filename, "w", force_zip64=True) as out:
+                out.write(head.encode("utf-8"))
+                for row in _rows_xml(block):
+                    out.write(row.encode("utf-8"))
+                out.write(("</sheetData>" + tail).encode("utf-8"))
+    spliced.replace(path)
+
+
+def _extended(ref: str, block: BulkRows) -> str:
+    """The sheet's used range grown to cover the bulk rows."""
+    min_col, min_row, max_col, max_row = range_boundaries(ref if ":" in ref else f"{ref}:{ref}")
+    max_col = max([max_col, *(len(r) for r in block.rows[:1])])
+    max_row = max(max_row, block.first_row + len(block.rows) - 1)
+    return f"{get_column_letter(min_col)}{min_row}:{get_column_letter(max_col)}{max_row}"
