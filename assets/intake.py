@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from assets.archive import Paths, Received, received_records, write_atomic
-from assets.datadocs import write_datadocs
-from assets.filework import read_pickled, write_receipt_files
+from assets.datadocs import write_datadocs, write_submission_report
 from assets.model import ParsedWorkbook, Problem, SubmissionRecord
+from assets.reading import read_workbook
+from assets.receipts import write_receipt
 from assets.registry import Registry
 from assets.scoring import coverage_counts, score_submission
 from assets.validation import ValidationReport, validate_batch
@@ -94,11 +95,11 @@ def process_pending(paths: Paths, registry: Registry, system, *,
     """Read, check and receipt every received file that has no outcome yet, a chunk at a time.
 
     Yields each chunk's outcomes once they are on disk. While the caller
-    handles them (records them in Dagster, which waits on the database), the
-    workers already read the next chunk. `system` is the indicator system: its
-    codes check 佐证材料, and its coverage rules are counted here, while the
-    full tables are in memory. With `block=False` it yields nothing when
-    another process is already processing.
+    handles them (records them in Dagster, which costs a database write per
+    event), the workers already check the next chunk. `system` is the indicator
+    system: its codes check 佐证材料, and its coverage rules are counted here,
+    while the full tables are in memory. With `block=False` it yields nothing
+    when another process is already processing.
     """
     schema = schema or load_schema()
     batch_size = batch_size or int(os.environ.get("FAZHI_BATCH_SIZE", 500))
@@ -109,17 +110,13 @@ def process_pending(paths: Paths, registry: Registry, system, *,
         seen_sha = {o.sha256: o for o in all_outcomes(paths) if o.status != "duplicate"}
         claimed = set(seen_sha)  # bytes seen before or earlier in this batch
         chunks = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-        with _Workers(len(todo)) as workers:
-            reading = _start_reading(paths, chunks[0], claimed, workers) if chunks else None
+        with _Workers(len(todo), (registry, system, schema)) as workers:
+            checking = _start_checking(paths, chunks[0], claimed, workers) if chunks else None
             for k, chunk in enumerate(chunks):
-                fresh, copies, blobs = reading
-                blobs = dict(zip((r.record_id for r in fresh), blobs))
-                receipts, outcomes = _check_chunk(paths, fresh, blobs, registry, system, schema)
-                written = workers.map(write_receipt_files, [(r, str(paths.receipts), d) for r, d in receipts])
-                if k + 1 < len(chunks):  # queued behind this chunk's receipts
-                    reading = _start_reading(paths, chunks[k + 1], claimed, workers)
-                for out, json_path in zip(outcomes, written):
-                    out = replace(out, receipt=str(Path(json_path).relative_to(paths.root)))
+                fresh, copies, results = checking
+                if k + 1 < len(chunks):  # queued behind this chunk
+                    checking = _start_checking(paths, chunks[k + 1], claimed, workers)
+                for out in results:
                     _write_outcome(paths, out)
                     seen_sha[out.sha256] = out
                 done = [seen_sha[r.sha256] for r in fresh]
@@ -145,23 +142,30 @@ def _exclusive(paths: Paths, block: bool = True):
 
 
 class _Workers:
-    """Both cores for reading and receipts when a batch is big enough to pay for the start-up."""
+    """Both cores for checking files when a batch is big enough to pay for the start-up.
+
+    Each worker checks its share of a chunk as one batch (Great Expectations
+    costs mostly per batch, not per row), so a chunk is cut into one part per
+    worker rather than into many small tasks.
+    """
 
     MIN_FILES = 16
 
-    def __init__(self, files: int):
+    def __init__(self, files: int, context: tuple):
         n = int(os.environ.get("FAZHI_WORKERS", min(2, os.cpu_count() or 1)))
-        self.pool = None
+        self.context, self.pool, self.n = context, None, n
         if n > 1 and files >= self.MIN_FILES:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["assets.filework"])  # workers start with their imports done
-            self.pool = ProcessPoolExecutor(n, mp_context=context)
+            mp = multiprocessing.get_context("forkserver")  # not fork: the parent runs Dagster's threads
+            mp.set_forkserver_preload(["assets.intake"])  # workers start with their imports done
+            self.pool = ProcessPoolExecutor(n, mp_context=mp, initializer=_init_worker, initargs=context)
 
-    def map(self, fn, items: list) -> Iterator:
-        """Results in order; with a pool the work is queued at once and runs while the caller goes on."""
-        if self.pool is None or len(items) < self.MIN_FILES:
-            return (fn(i) for i in items)
-        return self.pool.map(fn, items, chunksize=max(1, len(items) // 32))
+    def check(self, root: Path, recs: list[Received]) -> Iterator[Outcome]:
+        """Outcomes in order; with a pool the work is queued at once and runs while the caller goes on."""
+        if self.pool is None or len(recs) < self.MIN_FILES:
+            return _lazy(check_files, root, recs, *self.context)
+        size = -(-len(recs) // self.n)
+        parts = [self.pool.submit(_check_in_worker, root, recs[i:i + size]) for i in range(0, len(recs), size)]
+        return (out for part in parts for out in part.result())
 
     def __enter__(self):
         return self
@@ -171,13 +175,46 @@ class _Workers:
             self.pool.shutdown()
 
 
-def _start_reading(paths: Paths, chunk: list[Received], claimed: set[str], workers: _Workers):
-    """Queue the reading of a chunk's new files; copies of bytes seen before are not read again."""
+def _lazy(fn, *args) -> Iterator:
+    yield from fn(*args)
+
+
+_worker_context: tuple = ()
+
+
+def _init_worker(*context) -> None:
+    global _worker_context
+    _worker_context = context
+
+
+def _check_in_worker(root: Path, recs: list[Received]) -> list[Outcome]:
+    return check_files(root, recs, *_worker_context)
+
+
+def _start_checking(paths: Paths, chunk: list[Received], claimed: set[str], workers: _Workers):
+    """Queue the checking of a chunk's new files; copies of bytes seen before are not read again."""
     fresh, copies = [], []
     for rec in chunk:
         (copies if rec.sha256 in claimed else fresh).append(rec)
         claimed.add(rec.sha256)
-    return fresh, copies, workers.map(read_pickled, [(str(paths.object(r.sha256)), r.original_name) for r in fresh])
+    return fresh, copies, workers.check(paths.root, fresh)
+
+
+def check_files(root: Path, recs: list[Received], registry: Registry, system, schema: Schema) -> list[Outcome]:
+    """Read a batch of archived files, check them as one batch, store what later stages need, write
+    the receipts; the outcomes (with their receipt paths) are left for the caller to record."""
+    paths = Paths(root)
+    parsed = {r.record_id: read_workbook(paths.object(r.sha256), r.original_name) for r in recs}
+    receipts, outcomes = _check_chunk(paths, recs, parsed, registry, system, schema)
+    return [replace(out, receipt=str(write_receipt_files(paths, receipt, datadocs).relative_to(paths.root)))
+            for (receipt, datadocs), out in zip(receipts, outcomes)]
+
+
+def write_receipt_files(paths: Paths, receipt: dict, datadocs: str | None) -> Path:
+    """The receipt (JSON + xlsx) and a readable HTML check report beside it; returns the JSON path."""
+    json_path = write_receipt(receipt, paths.receipts)[0]
+    write_submission_report(receipt, json_path.with_suffix(".html"), Path(datadocs) if datadocs else None)
+    return json_path
 
 
 def check_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, system,
@@ -188,10 +225,9 @@ def check_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, system,
     return {k: p.problems + report.problems.get(k, []) for k, p in parsed.items()}, report
 
 
-def _check_chunk(paths: Paths, recs: list[Received], blobs: dict[str, bytes], registry: Registry,
+def _check_chunk(paths: Paths, recs: list[Received], parsed: dict[str, ParsedWorkbook], registry: Registry,
                  system, schema: Schema) -> tuple[list[tuple[dict, str | None]], list[Outcome]]:
-    """Validate a chunk as one batch; store what later stages need; return receipts and outcomes."""
-    parsed = {k: pickle.loads(b) for k, b in blobs.items()}
+    """Validate a batch as one; store what later stages need; return receipts and outcomes."""
     problems, report = check_batch(parsed, registry, system, schema)
     datadocs = (str(write_datadocs(report.gx_results, paths.receipts / "_datadocs" / recs[0].record_id))
                 if report.gx_results else None)
@@ -199,7 +235,8 @@ def _check_chunk(paths: Paths, recs: list[Received], blobs: dict[str, bytes], re
     for rec in recs:
         receipt, out = _judge(rec, parsed[rec.record_id], problems[rec.record_id], registry, schema)
         if out.kind in ("submission", "satisfaction"):
-            write_atomic(paths.submissions / f"{rec.record_id}.pkl", blobs[rec.record_id])
+            write_atomic(paths.submissions / f"{rec.record_id}.pkl",
+                         pickle.dumps(parsed[rec.record_id], protocol=pickle.HIGHEST_PROTOCOL))
         receipts.append((receipt, datadocs))
         outcomes.append(out)
     accepted = [o for o in outcomes if o.kind == "submission" and o.status == "accepted"]
@@ -285,7 +322,7 @@ def _finish_duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
         "duplicate_of": {"original_name": first.original_name, "received_at": first.received_at,
                          "status": first.status},
     }
-    json_path = Path(write_receipt_files((receipt, str(paths.receipts), None)))
+    json_path = write_receipt_files(paths, receipt, None)
     out = Outcome(record_id=rec.record_id, status="duplicate", kind=first.kind,
                   original_name=rec.original_name, sha256=rec.sha256, received_at=rec.received_at,
                   unit_code=first.unit_code, unit_name=first.unit_name, year=first.year,

@@ -299,7 +299,7 @@ def markdown(r: dict) -> str:
                   f"{s['pipeline_vs_floor']:.1f}× | {s['peak_rss_mb']:.0f} |" for s in r["scaling"]]
     if r.get("stages"):
         st = r["stages"]
-        lines += ["", f"本管道分阶段（插桩运行，总 {st['total_s']:.1f} s）：", "", "| 阶段 | 秒 | 占比 |", "|---|---:|---:|"]
+        lines += ["", f"本管道分阶段（插桩运行，单进程 FAZHI_WORKERS=1，即各阶段在一个核上的耗时，总 {st['total_s']:.1f} s）：", "", "| 阶段 | 秒 | 占比 |", "|---|---:|---:|"]
         lines += [f"| {k} | {v:.1f} | {v / st['total_s']:.0%} |"
                   for k, v in sorted(st["stages"].items(), key=lambda kv: -kv[1])]
         if st["missing"]:

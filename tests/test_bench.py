@@ -108,7 +108,7 @@ def test_bench_writes_the_results_table(tmp_path):
     assert table in printed
     assert "| 测量 | 文件数 | 墙钟 s | CPU s | 峰值内存 MB | 文件/秒 | 备注 |" in table
     for label in ("parse floor", "pipeline (fazhi process)", "naive script", "本管道 / 解析下限",
-                  "朴素脚本 / 本管道", "本管道峰值内存", "read (calamine", "validate (GX suites)", "receipts (waiting"):
+                  "朴素脚本 / 本管道", "本管道峰值内存", "read (calamine", "validate (GX suites)", "receipts + outcomes"):
         assert label in table
     report = json.loads(results.with_suffix(".json").read_text(encoding="utf-8"))
     floor, pipeline, naive = report["runs"]
