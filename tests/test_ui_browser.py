@@ -17,6 +17,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -109,7 +110,7 @@ def _sensor_has_ticked(base: str) -> bool:
 def _run_finished(home: Path) -> bool:
     import dagster as dg
 
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with mock.patch.dict(os.environ, {"DAGSTER_HOME": str(home)}), dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
         return bool(runs) and all(r.is_finished for r in runs)
 

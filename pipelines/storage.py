@@ -1,0 +1,62 @@
+"""Dagster's SQLite event log, with one SQLAlchemy engine per database file kept for the process.
+
+The stock storage builds and disposes of an engine for every statement it
+runs; each asset event runs several, and a national batch records thousands
+of events, so that set-up was about 45% of an event's cost (9.5 ms -> 5.3 ms
+per materialisation, measured with 300 events). Connections are still opened
+per use (no pool), so nothing is held open between writes and several
+processes share the files exactly as before.
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+KEPT_ENGINES = 16  # the index and the runs being written; the UI reads many runs, each once in a while
+
+
+class SqliteEventLogKeepingEngines(SqliteEventLogStorage):
+    """Configured in deploy/dagster.sqlite.yaml; base_dir defaults to $DAGSTER_HOME/storage, as Dagster's own."""
+
+    def __init__(self, base_dir: str, inst_data=None):
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        super().__init__(base_dir, inst_data=inst_data)
+
+    @classmethod
+    def config_type(cls):
+        return {"base_dir": dg.Field(dg.StringSource, is_required=False)}
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> SqliteEventLogKeepingEngines:
+        base_dir = config_value.get("base_dir")
+        if not base_dir:
+            if not os.environ.get("DAGSTER_HOME"):
+                raise dg.DagsterInvariantViolationError(
+                    "SqliteEventLogKeepingEngines needs DAGSTER_HOME set (or base_dir in dagster.yaml)")
+            base_dir = str(Path(os.environ["DAGSTER_HOME"]) / "storage")
+        return cls(base_dir, inst_data=inst_data)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            engine = self._engines.pop(shard, None) or create_engine(
+                self.conn_string_for_shard(shard), poolclass=NullPool,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            self._engines[shard] = engine  # most recently used last
+            while len(self._engines) > KEPT_ENGINES:
+                self._engines.popitem(last=False)[1].dispose()
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn

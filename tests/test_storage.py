@@ -1,0 +1,51 @@
+"""The instance's SQLite event log (deploy/dagster.sqlite.yaml) stores and reads like Dagster's own."""
+
+import shutil
+import uuid
+
+import dagster as dg
+import pytest
+
+from assets.registry import PROJECT_DIR
+from pipelines.storage import KEPT_ENGINES, SqliteEventLogKeepingEngines
+
+PARTS = dg.DynamicPartitionsDefinition(name="parts")
+SPEC = dg.AssetSpec("reported", partitions_def=PARTS)
+
+
+@dg.asset
+def reporter(context: dg.AssetExecutionContext) -> None:
+    context.instance.add_dynamic_partitions(PARTS.name, ["a", "b"])
+    for key in ("a", "b", "a"):
+        context.log_event(dg.AssetMaterialization(asset_key=SPEC.key, partition=key, metadata={"文件": f"{key}.xlsx"}))
+
+
+@pytest.fixture
+def instance(tmp_path, monkeypatch):
+    shutil.copy(PROJECT_DIR / "deploy" / "dagster.sqlite.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get() as inst:
+        yield inst
+
+
+def test_events_round_trip(instance, tmp_path):
+    storage = instance.event_log_storage
+    assert isinstance(storage, SqliteEventLogKeepingEngines)
+    assert storage._base_dir == str(tmp_path / "storage")  # where Dagster's default keeps them
+    job = dg.Definitions(assets=[SPEC, reporter]).resolve_implicit_global_asset_job_def()
+    for _ in range(2):
+        assert job.execute_in_process(instance=instance).success
+    records = instance.fetch_materializations(SPEC.key, limit=10).records
+    assert sorted(r.partition_key for r in records) == ["a", "a", "a", "a", "b", "b"]
+    assert records[0].asset_materialization.metadata["文件"].value == "a.xlsx"
+    assert instance.get_materialized_partitions(SPEC.key) == {"a", "b"}
+    run = instance.get_runs(limit=1)[0]
+    assert any(e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_SUCCESS
+               for e in instance.all_logs(run.run_id))
+
+
+def test_engines_kept_are_bounded(instance):
+    storage = instance.event_log_storage
+    for _ in range(KEPT_ENGINES + 5):
+        assert storage.get_logs_for_run(str(uuid.uuid4())) == []
+    assert len(storage._engines) == KEPT_ENGINES
