@@ -7,8 +7,12 @@ review, and one workbook per unit for the assessors.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import re
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from copy import copy
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -317,13 +321,22 @@ def _rectification_sheet(ws, table: pd.DataFrame, base_year: int | None) -> None
     last = write_table(ws, headers, rows, widths={"指标名称": 24, "问题": 50, "整改措施": 40, "责任单位": 18,
                                                   "整改时限": 14}, number_formats={"本年得分": SCORE_FORMAT})
     first_fill = headers.index(FILL_IN[0]) + 1
+    # Setting a style hashes the style objects each time; the sheet has a few
+    # distinct cell styles, so each outcome is computed once and copied.
+    styled: dict[tuple, object] = {}
     for row in ws.iter_rows(min_row=2, max_row=last):
-        for c in row:
+        for j, c in enumerate(row, 1):
+            key = (j >= first_fill, j == len(row), tuple(c._style or ()))  # None: never styled
+            if key in styled:
+                c._style = copy(styled[key])
+                continue
             c.alignment = WRAP
-        for c in row[first_fill - 1:]:
-            c.protection = Protection(locked=False)
-            c.border = BORDER
-        row[-1].number_format = DATE_FORMAT
+            if j >= first_fill:
+                c.protection = Protection(locked=False)
+                c.border = BORDER
+            if j == len(row):
+                c.number_format = DATE_FORMAT
+            styled[key] = copy(c._style)
     # Protected without a password: problem text stays intact, the three
     # columns to fill stay editable, filters and resizing still work.
     ws.protection.sheet = True
@@ -341,8 +354,11 @@ def _sample_sheet(ws, sample: pd.DataFrame, n_cases: int) -> None:
     headers = ["序号", *CASE_HEADERS, "抽取原因", "来源"]
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(headers))
     ws.row_dimensions[1].height = 60
-    rows = ([i, *(display(v) if isinstance(v, bool) else v for v in r[CASE_HEADERS]), r["抽取原因"], r["来源"]]
-            for i, (_, r) in enumerate(sample.iterrows(), 1))
+    # The values exactly as iterrows gave them (it reads `.values` too; every row
+    # holds the int `_row`, so no row is re-inferred), without a Series per row.
+    at = sample.columns.get_indexer([*CASE_HEADERS, "抽取原因", "来源"])
+    rows = ([i, *(display(v) if isinstance(v, bool) else v for v in r[at[:-2]]), r[at[-2]], r[at[-1]]]
+            for i, r in enumerate(sample.values, 1))
     write_table(ws, headers, rows, start_row=4, widths={"执法部门": 18, "抽取原因": 30, "来源": 40},
                 number_formats={"罚没金额（元）": "#,##0.00"})
 
@@ -364,9 +380,10 @@ def _events_sheet(ws, record: SubmissionRecord) -> None:
         ["_veto", "_row"], ascending=[False, True], kind="stable")
     sheet = record.parsed.sheet_label(EVENTS_SHEET)
     first, last = _span(record.parsed.columns.get(EVENTS_SHEET), EVENT_HEADERS)
-    rows = ([*(r[h] for h in EVENT_HEADERS), "是" if r["_veto"] else "否（非一票否决类型）",
-             f"{record.original_name}!{sheet}!{first}{int(r['_row'])}:{last}{int(r['_row'])}"]
-            for _, r in events.iterrows())
+    at = events.columns.get_indexer([*EVENT_HEADERS, "_veto", "_row"])  # as in _sample_sheet
+    rows = ([*r[at[:-2]], "是" if r[at[-2]] else "否（非一票否决类型）",
+             f"{record.original_name}!{sheet}!{first}{int(r[at[-1]])}:{last}{int(r[at[-1]])}"]
+            for r in events.values)
     write_table(ws, [*EVENT_HEADERS, "一票否决", "来源"], rows, widths={"事件描述": 40, "认定文件": 24, "来源": 40})
 
 
@@ -410,6 +427,93 @@ def write_lookback_index(path: str | Path, rows: pd.DataFrame) -> Path:
     return path
 
 
+def _named_only(results: YearResults, codes: list[str]) -> YearResults:
+    """The rows of `codes` alone: all a package reads, and small enough to send to every worker."""
+    def keep(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["unit_code"].isin(codes)]
+    return replace(results, units=keep(results.units), categories=keep(results.categories),
+                   indicators=keep(results.indicators), submissions=results.submissions.iloc[:0])
+
+
+def _by_unit(results: YearResults, codes: list[str]) -> dict[str, YearResults]:
+    """Each unit's own rows, split once rather than filtered out of the year's tables for every package."""
+    frames = (results.units, results.categories, results.indicators)
+    groups = [dict(tuple(f.groupby("unit_code", sort=False))) for f in frames]
+    return {code: replace(results, units=groups[0].get(code, frames[0].iloc[:0]),
+                          categories=groups[1].get(code, frames[1].iloc[:0]),
+                          indicators=groups[2].get(code, frames[2].iloc[:0]))
+            for code in codes}
+
+
+class _Year:
+    """What every package of the year reads, split by unit; a worker builds it once."""
+
+    def __init__(self, current: YearResults, baselines: dict[int, YearResults], codes: list[str],
+                 out_dir: Path, core_categories: list[str], thresholds: dict):
+        self.year = current.year
+        self.current = _by_unit(current, codes)
+        self.baselines = {y: _by_unit(b, codes) for y, b in baselines.items()}
+        self.out_dir, self.core_categories, self.thresholds = out_dir, core_categories, thresholds
+
+    def package(self, code: str, record: SubmissionRecord) -> list:
+        """Writes the unit's package; returns its row of the index."""
+        current = self.current[code]
+        unit = _unit(current, code)
+        parsed = record.parsed
+        baseline = self.baselines.get(int(unit["naming_year"]), {}).get(code)
+        outcome = assess(code, current, baseline, self.core_categories,
+                         events=parsed.tables.get(EVENTS_SHEET), **self.thresholds)
+        cases = parsed.tables.get(CASES_SHEET)
+        if cases is None:
+            cases = pd.DataFrame(columns=[*CASE_HEADERS, "_row"])
+        sample = sample_cases(cases, f"{code}|{self.year}|{record.sha256}", file_name=record.original_name,
+                              sheet_name=parsed.sheet_label(CASES_SHEET), columns=parsed.columns.get(CASES_SHEET))
+        path = write_lookback_package(self.out_dir, unit, outcome, current, baseline, record, sample)
+        return [code, unit["unit_name"], unit["naming"], int(unit["naming_year"]),
+                round_score(outcome.baseline_total) if outcome.baseline_total is not None else "无基线",
+                round_score(outcome.current_total),
+                round_score(outcome.change) if outcome.change is not None else "无基线",
+                outcome.outcome, "是" if outcome.provisional else "否", "；".join(outcome.reasons), path.name]
+
+
+MIN_POOL_PACKAGES = 16  # below this, starting workers costs more than it saves
+_worker_year: _Year | None = None
+
+
+def _start_worker(*year_args) -> None:
+    global _worker_year
+    _worker_year = _Year(*year_args)
+
+
+def _worker_package(job: tuple[str, SubmissionRecord]) -> list:
+    return _worker_year.package(*job)
+
+
+def _pool_size(packages: int) -> int:
+    """Worker processes to use (FAZHI_WORKERS, as for intake); 1 means none."""
+    n = int(os.environ.get("FAZHI_WORKERS", min(2, os.cpu_count() or 1)))
+    return n if n > 1 and packages >= MIN_POOL_PACKAGES else 1
+
+
+def _write_packages(year_args: tuple, jobs: list[tuple[str, SubmissionRecord]]) -> list[list]:
+    """Index rows in job order; on every core when there are enough packages."""
+    n = _pool_size(len(jobs))
+    if n == 1:
+        year = _Year(*year_args)
+        return [year.package(*job) for job in jobs]
+    # forkserver, not fork: the caller runs Dagster threads. The server imports
+    # this module once and forks the workers from it (when intake has started
+    # the server already, with its own preload, workers import what is missing).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    pool = ProcessPoolExecutor(n, mp_context=context, initializer=_start_worker, initargs=year_args)
+    try:
+        return list(pool.map(_worker_package, jobs, chunksize=max(1, min(4, len(jobs) // (8 * n)))))
+    finally:
+        # after a failure, packages not yet started are not written (as in one process)
+        pool.shutdown(cancel_futures=True)
+
+
 def build_lookback_packages(current: YearResults, baselines: dict[int, YearResults],
                             records: dict[str, SubmissionRecord], out_dir: str | Path,
                             core_categories: list[str], **thresholds) -> pd.DataFrame:
@@ -418,25 +522,15 @@ def build_lookback_packages(current: YearResults, baselines: dict[int, YearResul
     `thresholds` are passed to `assess` (min_total, min_share, max_fall).
     """
     out_dir = Path(out_dir)
-    rows = []
-    for code in lookback_targets(current):
-        unit = _unit(current, code)
-        record = records[unit["submission_id"]]
-        parsed = record.parsed
-        baseline = baselines.get(int(unit["naming_year"]))
-        outcome = assess(code, current, baseline, core_categories,
-                         events=parsed.tables.get(EVENTS_SHEET), **thresholds)
-        cases = parsed.tables.get(CASES_SHEET)
-        if cases is None:
-            cases = pd.DataFrame(columns=[*CASE_HEADERS, "_row"])
-        sample = sample_cases(cases, f"{code}|{current.year}|{record.sha256}", file_name=record.original_name,
-                              sheet_name=parsed.sheet_label(CASES_SHEET), columns=parsed.columns.get(CASES_SHEET))
-        path = write_lookback_package(out_dir, unit, outcome, current, baseline, record, sample)
-        rows.append([code, unit["unit_name"], unit["naming"], int(unit["naming_year"]),
-                     round_score(outcome.baseline_total) if outcome.baseline_total is not None else "无基线",
-                     round_score(outcome.current_total),
-                     round_score(outcome.change) if outcome.change is not None else "无基线",
-                     outcome.outcome, "是" if outcome.provisional else "否", "；".join(outcome.reasons), path.name])
+    codes = lookback_targets(current)
+    named = _named_only(current, codes)
+    first = named.units.drop_duplicates("unit_code")
+    submission = dict(zip(first["unit_code"], first["submission_id"]))
+    jobs = [(code, records[submission[code]]) for code in codes]
+    # only the named units' rows cross to the workers, once per worker
+    year_args = (named, {y: _named_only(b, codes) for y, b in baselines.items()}, codes, out_dir,
+                 core_categories, thresholds)
+    rows = _write_packages(year_args, jobs)
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     keep = set(index["检查包文件"])
     for old in out_dir.glob(f"*{PACKAGE_SUFFIX}"):
