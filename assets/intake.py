@@ -10,11 +10,9 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,6 +25,7 @@ from assets.receipts import write_receipt
 from assets.registry import Registry
 from assets.scoring import coverage_counts, score_submission
 from assets.validation import ValidationReport, validate_batch
+from assets.workers import process_pool, worker_count
 from expectations.schema import Schema, load_schema
 
 @dataclass(frozen=True)
@@ -152,12 +151,10 @@ class _Workers:
     MIN_FILES = 16
 
     def __init__(self, files: int, context: tuple):
-        n = int(os.environ.get("FAZHI_WORKERS", min(2, os.cpu_count() or 1)))
+        n = worker_count()
         self.context, self.pool, self.n = context, None, n
         if n > 1 and files >= self.MIN_FILES:
-            mp = multiprocessing.get_context("forkserver")  # not fork: the parent runs Dagster's threads
-            mp.set_forkserver_preload(["assets.intake"])  # workers start with their imports done
-            self.pool = ProcessPoolExecutor(n, mp_context=mp, initializer=_init_worker, initargs=context)
+            self.pool = process_pool(n, __name__, _init_worker, context)
 
     def check(self, root: Path, recs: list[Received]) -> Iterator[Outcome]:
         """Outcomes in order; with a pool the work is queued at once and runs while the caller goes on."""

@@ -7,10 +7,7 @@ review, and one workbook per unit for the assessors.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from copy import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +20,7 @@ from openpyxl.utils import column_index_from_string, get_column_letter
 
 from assets.model import SubmissionRecord, YearResults, display
 from assets.scoring import round_score
+from assets.workers import process_pool, worker_count
 from assets.xlsx import BORDER, DATE_FORMAT, SCORE_FORMAT, TITLE_FONT, WRAP, write_table
 from expectations.schema import load_schema
 
@@ -490,8 +488,7 @@ def _worker_package(job: tuple[str, SubmissionRecord]) -> list:
 
 
 def _pool_size(packages: int) -> int:
-    """Worker processes to use (FAZHI_WORKERS, as for intake); 1 means none."""
-    n = int(os.environ.get("FAZHI_WORKERS", min(2, os.cpu_count() or 1)))
+    n = worker_count()
     return n if n > 1 and packages >= MIN_POOL_PACKAGES else 1
 
 
@@ -501,12 +498,7 @@ def _write_packages(year_args: tuple, jobs: list[tuple[str, SubmissionRecord]]) 
     if n == 1:
         year = _Year(*year_args)
         return [year.package(*job) for job in jobs]
-    # forkserver, not fork: the caller runs Dagster threads. The server imports
-    # this module once and forks the workers from it (when intake has started
-    # the server already, with its own preload, workers import what is missing).
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    pool = ProcessPoolExecutor(n, mp_context=context, initializer=_start_worker, initargs=year_args)
+    pool = process_pool(n, __name__, _start_worker, year_args)
     try:
         return list(pool.map(_worker_package, jobs, chunksize=max(1, min(4, len(jobs) // (8 * n)))))
     finally:
