@@ -101,7 +101,7 @@ def process_pending(paths: Paths, registry: Registry, system, *,
     when another process is already processing.
     """
     schema = schema or load_schema()
-    batch_size = batch_size or int(os.environ.get("FAZHI_BATCH_SIZE", 500))
+    batch_size = batch_size or int(os.environ.get("FAZHI_BATCH_SIZE", 400))
     with _exclusive(paths, block) as mine:
         if not mine:
             return
