@@ -14,6 +14,7 @@ import subprocess
 import uuid
 from collections import Counter
 from pathlib import Path
+from unittest import mock
 
 import dagster as dg
 import openpyxl
@@ -102,7 +103,8 @@ def _mask(v):
 
 
 def _instance_facts(home: Path) -> dict:
-    instance = dg.DagsterInstance.from_config(str(home))
+    with mock.patch.dict(os.environ, {"DAGSTER_HOME": str(home)}):  # as every Dagster command has it
+        instance = dg.DagsterInstance.from_config(str(home))
     try:
         asset_keys = sorted(instance.all_asset_keys())
         return {
@@ -148,7 +150,7 @@ def test_postgres_and_sqlite_instances_give_the_same_results(pg_database, tmp_pa
 
     facts = {k: _instance_facts(r / ".dagster") for k, r in roots.items()}
     assert facts["postgres"]["storage"] == "PostgresEventLogStorage"
-    assert facts["sqlite"]["storage"] == "SqliteEventLogStorage"
+    assert facts["sqlite"]["storage"] == "SqliteEventLogKeepingEngines"
     units = [u.code for u in load_registry().units]
     for f in facts.values():
         assert f["partitions"] == sorted(f"2024-{c}" for c in units)
