@@ -25,7 +25,7 @@ from assets.receipts import write_receipt
 from assets.registry import Registry
 from assets.scoring import coverage_counts, score_submission
 from assets.validation import ValidationReport, validate_batch
-from assets.workers import process_pool, worker_count
+from assets.workers import process_pool, state, worker_count
 from expectations.schema import Schema, load_schema
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ class _Workers:
         n = worker_count()
         self.context, self.pool, self.n = context, None, n
         if n > 1 and files >= self.MIN_FILES:
-            self.pool = process_pool(n, __name__, _init_worker, context)
+            self.pool = process_pool(n, __name__, tuple, (context,))
 
     def check(self, root: Path, recs: list[Received]) -> Iterator[Outcome]:
         """Outcomes in order; with a pool the work is queued at once and runs while the caller goes on."""
@@ -176,16 +176,8 @@ def _lazy(fn, *args) -> Iterator:
     yield from fn(*args)
 
 
-_worker_context: tuple = ()
-
-
-def _init_worker(*context) -> None:
-    global _worker_context
-    _worker_context = context
-
-
 def _check_in_worker(root: Path, recs: list[Received]) -> list[Outcome]:
-    return check_files(root, recs, *_worker_context)
+    return check_files(root, recs, *state())
 
 
 def _start_checking(paths: Paths, chunk: list[Received], claimed: set[str], workers: _Workers):
@@ -202,15 +194,32 @@ def check_files(root: Path, recs: list[Received], registry: Registry, system, sc
     the receipts; the outcomes (with their receipt paths) are left for the caller to record."""
     paths = Paths(root)
     parsed = {r.record_id: read_workbook(paths.object(r.sha256), r.original_name) for r in recs}
-    receipts, outcomes = _check_chunk(paths, recs, parsed, registry, system, schema)
-    return [replace(out, receipt=str(write_receipt_files(paths, receipt, datadocs).relative_to(paths.root)))
-            for (receipt, datadocs), out in zip(receipts, outcomes)]
+    problems, report = check_batch(parsed, registry, system, schema)
+    datadocs = (write_datadocs(report.gx_results, paths.receipts / "_datadocs" / recs[0].record_id)
+                if report.gx_results else None)
+    judged = [_judge(r, parsed[r.record_id], problems[r.record_id], registry, schema) for r in recs]
+    accepted = [o.record_id for _, o in judged if o.kind == "submission" and o.status == "accepted"]
+    counts = dict(zip(accepted, coverage_counts([parsed[k] for k in accepted], system)))
+    outcomes = []
+    for receipt, out in judged:
+        book = parsed[out.record_id]
+        if out.kind in ("submission", "satisfaction"):
+            write_atomic(paths.submissions / f"{out.record_id}.pkl",
+                         pickle.dumps(book, protocol=pickle.HIGHEST_PROTOCOL))
+        if out.kind == "submission":
+            _save_scoring_view(paths, out.record_id, replace(book, problems=problems[out.record_id]),
+                               counts.get(out.record_id), system, schema)
+        if out.record_id in counts:
+            out = replace(out, score_preview=_preview(out, book, counts[out.record_id], system))
+        json_path = write_receipt_files(paths, receipt, datadocs)
+        outcomes.append(replace(out, receipt=str(json_path.relative_to(paths.root))))
+    return outcomes
 
 
-def write_receipt_files(paths: Paths, receipt: dict, datadocs: str | None) -> Path:
+def write_receipt_files(paths: Paths, receipt: dict, datadocs: Path | None) -> Path:
     """The receipt (JSON + xlsx) and a readable HTML check report beside it; returns the JSON path."""
     json_path = write_receipt(receipt, paths.receipts)[0]
-    write_submission_report(receipt, json_path.with_suffix(".html"), Path(datadocs) if datadocs else None)
+    write_submission_report(receipt, json_path.with_suffix(".html"), datadocs)
     return json_path
 
 
@@ -220,32 +229,6 @@ def check_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, system,
     report = validate_batch({k: p for k, p in parsed.items() if p.cover or p.tables},
                             registry, set(system.codes), schema)
     return {k: p.problems + report.problems.get(k, []) for k, p in parsed.items()}, report
-
-
-def _check_chunk(paths: Paths, recs: list[Received], parsed: dict[str, ParsedWorkbook], registry: Registry,
-                 system, schema: Schema) -> tuple[list[tuple[dict, str | None]], list[Outcome]]:
-    """Validate a batch as one; store what later stages need; return receipts and outcomes."""
-    problems, report = check_batch(parsed, registry, system, schema)
-    datadocs = (str(write_datadocs(report.gx_results, paths.receipts / "_datadocs" / recs[0].record_id))
-                if report.gx_results else None)
-    receipts, outcomes = [], []
-    for rec in recs:
-        receipt, out = _judge(rec, parsed[rec.record_id], problems[rec.record_id], registry, schema)
-        if out.kind in ("submission", "satisfaction"):
-            write_atomic(paths.submissions / f"{rec.record_id}.pkl",
-                         pickle.dumps(parsed[rec.record_id], protocol=pickle.HIGHEST_PROTOCOL))
-        receipts.append((receipt, datadocs))
-        outcomes.append(out)
-    accepted = [o for o in outcomes if o.kind == "submission" and o.status == "accepted"]
-    counts = dict(zip((o.record_id for o in accepted),
-                      coverage_counts([parsed[o.record_id] for o in accepted], system)))
-    for i, o in enumerate(outcomes):
-        if o.kind == "submission":
-            _save_scoring_view(paths, o.record_id, replace(parsed[o.record_id], problems=problems[o.record_id]),
-                               counts.get(o.record_id), system, schema)
-        if o.record_id in counts:
-            outcomes[i] = replace(o, score_preview=_preview(o, parsed[o.record_id], counts[o.record_id], system))
-    return receipts, outcomes
 
 
 def _receipt_problems(problems: Iterable[Problem], severity: str) -> list[dict]:

@@ -20,7 +20,7 @@ from openpyxl.utils import column_index_from_string, get_column_letter
 
 from assets.model import SubmissionRecord, YearResults, display
 from assets.scoring import round_score
-from assets.workers import process_pool, worker_count
+from assets.workers import process_pool, state, worker_count
 from assets.xlsx import BORDER, DATE_FORMAT, SCORE_FORMAT, TITLE_FONT, WRAP, write_table
 from expectations.schema import load_schema
 
@@ -475,16 +475,8 @@ class _Year:
 
 
 MIN_POOL_PACKAGES = 16  # below this, starting workers costs more than it saves
-_worker_year: _Year | None = None
-
-
-def _start_worker(*year_args) -> None:
-    global _worker_year
-    _worker_year = _Year(*year_args)
-
-
 def _worker_package(job: tuple[str, SubmissionRecord]) -> list:
-    return _worker_year.package(*job)
+    return state().package(*job)
 
 
 def _pool_size(packages: int) -> int:
@@ -498,7 +490,7 @@ def _write_packages(year_args: tuple, jobs: list[tuple[str, SubmissionRecord]]) 
     if n == 1:
         year = _Year(*year_args)
         return [year.package(*job) for job in jobs]
-    pool = process_pool(n, __name__, _start_worker, year_args)
+    pool = process_pool(n, __name__, _Year, year_args)
     try:
         return list(pool.map(_worker_package, jobs, chunksize=max(1, min(4, len(jobs) // (8 * n)))))
     finally:
