@@ -27,6 +27,7 @@ from pathlib import Path
 
 DONE_SUFFIX = ".done"
 CHUNK = 1 << 20
+STABLE_GAP = 1.0  # seconds a file's size and mtime must stay unchanged before it is taken
 
 
 class Paths:
@@ -156,7 +157,7 @@ def take_ready_files(paths: Paths, previous: dict[str, list[int]], *, limit: int
     return taken, seen, failed
 
 
-def take_stable_files(paths: Paths, previous: dict[str, list[int]], *, gap: float = 1.0,
+def take_stable_files(paths: Paths, previous: dict[str, list[int]], *, gap: float = STABLE_GAP,
                       limit: int = 1000) -> tuple[list[Received], dict[str, list[int]], list[str]]:
     """Take files unchanged since `previous`, then look at the others once more after `gap` seconds.
 

@@ -18,10 +18,23 @@ def worker_count() -> int:
 def process_pool(n: int, preload: str, factory: Callable, args: tuple) -> ProcessPoolExecutor:
     """Workers that each build `factory(*args)` once (see `state`), forked from a server that has
     imported `preload` once. Not plain fork: the parent runs Dagster's threads. Only the first
-    preload of a process applies; later pools import what is missing."""
+    preload of a process applies (see `warm_up`); later pools import what is missing."""
+    return ProcessPoolExecutor(n, mp_context=_forkserver(preload), initializer=_start, initargs=(factory, args))
+
+
+def warm_up(preload: str) -> None:
+    """Start the fork server now, so that its imports (seconds, mostly Great Expectations) run on
+    the other core while this process is still importing and setting up."""
+    if worker_count() > 1:
+        _forkserver(preload)
+        from multiprocessing import forkserver
+        forkserver.ensure_running()
+
+
+def _forkserver(preload: str):
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([preload])
-    return ProcessPoolExecutor(n, mp_context=context, initializer=_start, initargs=(factory, args))
+    return context
 
 
 def _start(factory: Callable, args: tuple) -> None:

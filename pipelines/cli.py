@@ -5,6 +5,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,15 +25,24 @@ def _use_instance(root: Path):
 
 
 def process(root: Path, units: str | None) -> int:
-    from assets import archive, intake
+    from assets import archive
+    from assets.workers import warm_up
+
+    warm_up("assets.intake")
+    root = root.resolve()
+    paths = archive.Paths(root).ensure()
+    # A first look at the inbox; the second, which takes the files unchanged
+    # since, comes after the imports and set-up below rather than after a sleep.
+    first_look, seen = time.monotonic(), archive.scan_inbox(paths.inbox, {})[1]
+
+    from assets import intake
     from pipelines.definitions import PIPELINE_JOB, make_definitions
     from pipelines.resources import FazhiSettings
 
-    root = root.resolve()
-    paths = archive.Paths(root).ensure()
     instance = _use_instance(root)
+    time.sleep(max(0.0, archive.STABLE_GAP - (time.monotonic() - first_look)))
     # Files still being copied in are left for the next run, as the sensor would.
-    taken, still, failed = archive.take_stable_files(paths, {}, limit=10**9)
+    taken, still, failed = archive.take_stable_files(paths, seen, limit=10**9)
     for f in failed:
         print(f"未能归档：{f}", file=sys.stderr)
     if still:

@@ -201,3 +201,23 @@ def test_lookback_packages_across_runs_with_and_without_baseline(tmp_path):
 
     ping = openpyxl.load_workbook(folder / "平安区回头看检查包.xlsx")["概况"]
     assert "无基线" in "\n".join(str(c.value) for row in ping.iter_rows() for c in row if c.value is not None)
+
+
+def test_process_leaves_a_file_still_being_written_for_the_next_run(tmp_path):
+    root = tmp_path / "root"
+    inbox = root / "inbox"
+    inbox.mkdir(parents=True)
+    write_workbook(submission_sheets("630202", "乐都区", 2024, cases=5, seed=1), inbox / "乐都区.xlsx")
+    growing = inbox / "还在复制.xlsx"
+    with open(growing, "ab") as fh:
+        proc = subprocess.Popen([FAZHI, "process", "--root", str(root)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        while proc.poll() is None:  # the copy goes on for as long as the command looks
+            fh.write(b"x" * 100)
+            fh.flush()
+            time.sleep(0.05)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert [p.name for p in inbox.iterdir()] == ["还在复制.xlsx"]
+    assert "1 个文件仍在写入" in err and "收取 1 个文件" in out
+    assert [r["original_name"] for r in receipts(root)] == ["乐都区.xlsx"]
