@@ -23,7 +23,7 @@ from assets.model import ParsedWorkbook, Problem, SubmissionRecord
 from assets.reading import read_workbook
 from assets.receipts import write_receipt
 from assets.registry import Registry
-from assets.scoring import coverage_counts, score_submission
+from assets.scoring import coverage_counts, preview_total
 from assets.validation import ValidationReport, validate_batch
 from assets.workers import process_pool, state, worker_count
 from expectations.schema import Schema, load_schema
@@ -265,7 +265,7 @@ def _preview(o: Outcome, parsed: ParsedWorkbook, coverage: dict, system) -> floa
     """The submission's total before the satisfaction result: shown to operators, never ranked."""
     record = SubmissionRecord(o.record_id, o.sha256, o.original_name, o.received_at, o.status, o.unit_code,
                               o.unit_name, o.year, None, parsed, coverage=coverage)
-    return round(float(score_submission(record, system, None, None)["score"].sum()), 2)
+    return preview_total(record, system)
 
 
 # The scoring view of an accepted submission: its coverage counts, taken while

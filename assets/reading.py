@@ -411,7 +411,9 @@ class _XlsxParts:
     reads styles.xml and the one sheet only.
     """
 
-    _SUSPECT = (b"<f>", b"<f ", b"<x:f>", b"<x:f ", b't="e"')
+    # Formula elements (<f>, <x:f ...>) and error cells (t="e"). A few short needles, because each
+    # costs a pass over a case table's XML; the rare false hit only costs the XML parse below.
+    _SUSPECT = (b"<f", b":f", b'"e"')
     _PERCENT_BUILTIN = {9, 10}
     _CELL_TAG = re.compile(rb"<(?:\w+:)?c\s([^>]*)>")
     _STYLE = re.compile(rb'\bs="(\d+)"')

@@ -7,18 +7,17 @@ receipt is complete.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import tempfile
 import unicodedata
 from pathlib import Path
 
-from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from assets.model import BEIJING, TIME_FORMAT, display
-from assets.xlsx import TITLE_FONT, WRAP, set_value, write_table
+from assets.xlsx import (BORDER, HEADER_ALIGNMENT, HEADER_FILL, HEADER_FONT, TITLE_FONT, WRAP, QuickSheet,
+                         table_widths)
 
 TITLE = "海东市法治政府建设示范创建 报送回执"
 STATUSES = ("accepted", "rejected", "duplicate")
@@ -47,9 +46,7 @@ def write_receipt(receipt: dict, receipts_dir: str | Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     base = _free_base(folder, receipt)
     json_path, xlsx_path = folder / f"{base}.json", folder / f"{base}.xlsx"
-    buf = io.BytesIO()
-    _workbook(receipt).save(buf)
-    _write_atomic(xlsx_path, buf.getvalue())
+    _write_atomic(xlsx_path, _xlsx(receipt))
     _write_atomic(json_path, json.dumps(receipt, ensure_ascii=False, indent=2, default=display).encode("utf-8"))
     return json_path, xlsx_path
 
@@ -159,7 +156,22 @@ def _unit_text(receipt: dict) -> str:
     return "未能识别（请核对封面的单位名称和单位代码）"
 
 
-def _workbook(receipt: dict) -> Workbook:
+_LAYOUT: QuickSheet | None = None
+
+
+def _layout() -> QuickSheet:
+    global _LAYOUT
+    if _LAYOUT is None:
+        header = {"font": HEADER_FONT, "fill": HEADER_FILL, "border": BORDER, "alignment": HEADER_ALIGNMENT}
+        styles = {"plain": {}, "title": {"font": TITLE_FONT}, "label": {"font": Font(bold=True)},
+                  "header": header, "cell": {"border": BORDER}, "wrap": {"border": BORDER, "alignment": WRAP},
+                  **{status: {"font": font} for status, font in RESULT_FONT.items()}}
+        _LAYOUT = QuickSheet("回执", styles, [WIDTHS[h] for h in HEADERS])
+    return _LAYOUT
+
+
+def _xlsx(receipt: dict) -> bytes:
+    """The receipt for people: what was received, the verdict, then every problem in a table."""
     status = receipt["status"]
     errors, warnings = receipt.get("errors") or [], receipt.get("warnings") or []
     summary = [
@@ -175,22 +187,17 @@ def _workbook(receipt: dict) -> Workbook:
         summary.append(("首次收到", f"{first.get('original_name') or ''}　{when}".strip()))
     summary += [("问题数", f"错误 {len(errors)} 条，提示 {len(warnings)} 条"), ("办理提示", NEXT_STEP[status])]
 
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "回执"
-    ws["A1"] = TITLE
-    ws["A1"].font = TITLE_FONT
+    cells = [(1, 1, TITLE, "title")]
     for row, (label, value) in enumerate(summary, 3):
-        ws.cell(row=row, column=1, value=label).font = Font(bold=True)
-        set_value(ws.cell(row=row, column=2), value)
-        if label == "结果":
-            ws.cell(row=row, column=2).font = RESULT_FONT[status]
+        cells += [(row, 1, label, "label"), (row, 2, value, status if label == "结果" else "plain")]
     problems = [("错误", p) for p in errors] + [("提示", p) for p in warnings]
     rows = [(i, kind, *(p.get(k) for k in ("sheet", "cell", "value", "message")))
             for i, (kind, p) in enumerate(problems, 1)]
     start = len(summary) + 4
-    last = write_table(ws, HEADERS, rows, start_row=start, widths=WIDTHS)
-    for cells in ws.iter_rows(min_row=start + 1, max_row=last, min_col=5, max_col=6):
-        for c in cells:
-            c.alignment = WRAP
-    return wb
+    cells += [(start, j, h, "header") for j, h in enumerate(HEADERS, 1)]
+    widths, wanted = table_widths(HEADERS, rows, WIDTHS)
+    # the value and the explanation always wrap; the other columns when their text is wider
+    wrap = [j >= 5 or need > w for j, (w, need) in enumerate(zip(widths, wanted), 1)]
+    for r, row in enumerate(rows, start + 1):
+        cells += [(r, j, v, "wrap" if wrap[j - 1] else "cell") for j, v in enumerate(row, 1)]
+    return _layout().to_bytes(cells, header_row=start, last_row=start + len(rows), heights={start: 32})

@@ -248,6 +248,13 @@ def score_submission(record: SubmissionRecord, system: IndicatorSystem, satisfac
     return _frame(_score_rows(record, system, coverage, satisfaction, satisfaction_source))
 
 
+def preview_total(record: SubmissionRecord, system: IndicatorSystem) -> float:
+    """The submission's total before its satisfaction result is known, rounded as shown."""
+    coverage = record.coverage or coverage_counts([record.parsed], system)[0]
+    rows = _score_rows(record, system, coverage, None, None)
+    return round_score(sum((r["exact"] for r in rows if r["exact"] is not None), Fraction(0)))
+
+
 # --- a year ----------------------------------------------------------------
 
 def counting_submissions(records: list[SubmissionRecord]) -> dict[str, SubmissionRecord]:

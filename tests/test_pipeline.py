@@ -110,6 +110,8 @@ def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path
     ranking = instance.fetch_materializations(dg.AssetKey("year_results"), limit=1).records[0]
     (row,) = ranking.asset_materialization.metadata["2024年结果"].value.records
     assert row.data["单位代码"] == "630202" and row.data["状态"] == "暂定" and row.data["排名"] == ""
+    # Without a satisfaction result the preview is the provisional total the year results show.
+    assert row.data["总分"] == meta["预评分（不含满意度）"].value
 
     receipt = json.loads((root / outs["平安区2024.xls"].receipt).read_text(encoding="utf-8"))
     assert receipt["status"] == "rejected"

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import subprocess
+import zipfile
 
 import openpyxl
 import pytest
 
 from assets.demo import Cell, satisfaction_sheets, submission_sheets, write_workbook
 from assets.reading import read_workbook
-from factory import FORMATS, add_cached_values, make, reorder, set_cell, shift
+from factory import FORMATS, add_cached_values, make, patch_xlsx, reorder, set_cell, sheet_part, shift
 
 D = dt.date
 YES = {"是": True, "否": False}
@@ -237,6 +239,21 @@ def test_formulas(tmp_path):
     parsed = read(path)
     assert parsed.problems == []
     assert (parsed.items["D01"], parsed.items["D02"]) == (3, 6)
+
+
+def test_formulas_in_a_prefixed_namespace(tmp_path):
+    """Some generators write <x:c><x:f>…: the formula without a value is still found."""
+    sheets = submission_sheets()
+    set_cell(sheets, "年度数据", "C2", "=1+2")
+    path = make(tmp_path, "xlsx", sheets)
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+    def prefixed(xml: bytes) -> bytes:
+        text = xml.decode().replace(f'xmlns="{main}"', f'xmlns:x="{main}"', 1)
+        return re.sub(r"<(/?)(?=[A-Za-z])", r"<\1x:", text).encode()
+    patch_xlsx(path, sheet_part(path, 1), prefixed)
+    assert "<x:f>" in zipfile.ZipFile(path).read(sheet_part(path, 1)).decode()
+    assert {(p.sheet, p.cell) for p in read(path).errors} == {("年度数据", "C2")}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -84,7 +84,14 @@ def test_rejected_workbook(tmp_path):
                          [2, "错误", "封面", "B4", None, "报送年度必填"],
                          [3, "提示", "附表", None, None, "多余的工作表已忽略"]]
     assert int(ws.page_setup.paperSize) == 9  # A4
-    assert ws.print_area
+    assert ws.print_area == "'回执'!$A$1:$F$14" and ws.print_title_rows == "$11:$11"
+    # The table reads like every other table of the project: frozen, filtered, bordered, wrapped.
+    assert (ws.freeze_panes, ws.auto_filter.ref, ws.row_dimensions[11].height) == ("A12", "A11:F14", 32)
+    assert ws["A11"].font.b and ws["A11"].fill.fgColor.rgb.endswith("1F4E78")
+    assert ws["A12"].border.left.style == "thin" and ws["F14"].alignment.wrap_text
+    assert ws["B7"].font.color.rgb.endswith("C00000")  # 退回 in red
+    assert [ws.column_dimensions[c].width for c in "ABCDEF"] == [10, 8, 14, 10, 24, 60]
+    assert ws.oddFooter.center.text == "第 &P 页，共 &N 页"
 
 
 def test_accepted_and_duplicate_workbooks(tmp_path):
@@ -147,6 +154,8 @@ def test_formula_looking_values_stay_text(tmp_path):
     assert (rows[0][4], rows[1][4], rows[1][5]) == (FORMULA, "@SUM(A1)", "-1")
     assert all(ws.cell(row=r, column=5).data_type == "s" for r in range(ws.max_row - 2, ws.max_row + 1)
                if ws.cell(row=r, column=5).value)
+    assert ws["B3"].quotePrefix and ws["E12"].quotePrefix and ws["E13"].quotePrefix
+    assert not ws["B5"].quotePrefix
     assert json.loads(json_path.read_text(encoding="utf-8"))["errors"][0]["value"] == FORMULA
 
 
