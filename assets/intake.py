@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assets.archive import Paths, Received, received_records, write_atomic
 from assets.datadocs import write_datadocs, write_submission_report
@@ -24,9 +25,11 @@ from assets.reading import read_workbook
 from assets.receipts import write_receipt
 from assets.registry import Registry
 from assets.scoring import coverage_counts, preview_total
-from assets.validation import ValidationReport, validate_batch
-from assets.workers import process_pool, state, worker_count
+from assets.workers import INTAKE_MODULES, process_pool, state, worker_count
 from expectations.schema import Schema, load_schema
+
+if TYPE_CHECKING:
+    from assets.validation import ValidationReport
 
 @dataclass(frozen=True)
 class Outcome:
@@ -154,7 +157,7 @@ class _Workers:
         n = worker_count()
         self.context, self.pool, self.n = context, None, n
         if n > 1 and files >= self.MIN_FILES:
-            self.pool = process_pool(n, __name__, tuple, (context,))
+            self.pool = process_pool(n, INTAKE_MODULES, tuple, (context,))
 
     def check(self, root: Path, recs: list[Received]) -> Iterator[Outcome]:
         """Outcomes in order; with a pool the work is queued at once and runs while the caller goes on."""
@@ -226,6 +229,10 @@ def write_receipt_files(paths: Paths, receipt: dict, datadocs: Path | None) -> P
 def check_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, system,
                 schema: Schema) -> tuple[dict[str, list[Problem]], ValidationReport]:
     """Every file's problems (the reader's, then Great Expectations'), the batch checked as one."""
+    # Imported here: Great Expectations takes seconds to import, and a process whose files are
+    # checked by workers (they import it in the fork server) never needs it.
+    from assets.validation import validate_batch
+
     report = validate_batch({k: p for k, p in parsed.items() if p.cover or p.tables},
                             registry, set(system.codes), schema)
     return {k: p.problems + report.problems.get(k, []) for k, p in parsed.items()}, report

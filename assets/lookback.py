@@ -490,7 +490,7 @@ def _write_packages(year_args: tuple, jobs: list[tuple[str, SubmissionRecord]]) 
     if n == 1:
         year = _Year(*year_args)
         return [year.package(*job) for job in jobs]
-    pool = process_pool(n, __name__, _Year, year_args)
+    pool = process_pool(n, [__name__], _Year, year_args)
     try:
         return list(pool.map(_worker_package, jobs, chunksize=max(1, min(4, len(jobs) // (8 * n)))))
     finally:

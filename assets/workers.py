@@ -9,20 +9,23 @@ from typing import Any
 
 _state: Any = None
 
+# What intake's workers import before the first file: Great Expectations above all (seconds).
+INTAKE_MODULES = ["assets.intake", "assets.validation"]
+
 
 def worker_count() -> int:
     """FAZHI_WORKERS, else one per core (at most 2, the machine this is sized for); 1 means no pool."""
     return int(os.environ.get("FAZHI_WORKERS", min(2, os.cpu_count() or 1)))
 
 
-def process_pool(n: int, preload: str, factory: Callable, args: tuple) -> ProcessPoolExecutor:
+def process_pool(n: int, preload: list[str], factory: Callable, args: tuple) -> ProcessPoolExecutor:
     """Workers that each build `factory(*args)` once (see `state`), forked from a server that has
-    imported `preload` once. Not plain fork: the parent runs Dagster's threads. Only the first
-    preload of a process applies (see `warm_up`); later pools import what is missing."""
+    imported the `preload` modules once. Not plain fork: the parent runs Dagster's threads. Only
+    the first preload of a process applies (see `warm_up`); later pools import what is missing."""
     return ProcessPoolExecutor(n, mp_context=_forkserver(preload), initializer=_start, initargs=(factory, args))
 
 
-def warm_up(preload: str) -> None:
+def warm_up(preload: list[str]) -> None:
     """Start the fork server now, so that its imports (seconds, mostly Great Expectations) run on
     the other core while this process is still importing and setting up."""
     if worker_count() > 1:
@@ -31,9 +34,9 @@ def warm_up(preload: str) -> None:
         forkserver.ensure_running()
 
 
-def _forkserver(preload: str):
+def _forkserver(preload: list[str]):
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([preload])
+    context.set_forkserver_preload(preload)
     return context
 
 

@@ -26,9 +26,9 @@ def _use_instance(root: Path):
 
 def process(root: Path, units: str | None) -> int:
     from assets import archive
-    from assets.workers import warm_up
+    from assets.workers import INTAKE_MODULES, warm_up
 
-    warm_up("assets.intake")
+    warm_up(INTAKE_MODULES)
     root = root.resolve()
     paths = archive.Paths(root).ensure()
     # A first look at the inbox; the second, which takes the files unchanged
