@@ -62,8 +62,8 @@ def validate_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, indica
         results = []
         if len(frame):
             run = s.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-            gx_results[s.name] = run.validate(s.suite, result_format=RESULT_FORMAT)
-            results = sorted(gx_results[s.name].results, key=lambda r: r.expectation_config.meta["rule"])
+            gx_results[s.title] = run.validate(s.suite, result_format=RESULT_FORMAT)
+            results = sorted(gx_results[s.title].results, key=lambda r: r.expectation_config.meta["rule"])
         summary = []
         for res in results:
             rule = s.rules[res.expectation_config.meta["rule"]]
@@ -96,6 +96,8 @@ class _Where:
             return book.cover_cells.get(name)
         if layout == "items":
             return book.item_cells.get(name)
+        if layout == "item_values":  # the cell of this row's item
+            return book.item_cells.get(self._frame[self._schema.items_sheet.key_header].iat[self._i])
         letter = book.columns.get(self._s.name, {}).get(name)
         return f"{letter}{int(self._frame[ROW].iat[self._i])}" if letter else None
 
@@ -152,6 +154,11 @@ def _frame(s: SheetSuite, books: dict[str, ParsedWorkbook], schema: Schema) -> p
         rows = [{SUBMISSION: sid, **{n: len(p.tables[n]) if n in p.tables else math.nan for n in names}}
                 for sid, p in books.items()]
         frame = pd.DataFrame(rows, columns=[SUBMISSION, *names])
+    elif s.layout == "item_values":
+        key, value = sheet.key_header, sheet.value_header
+        rows = [(sid, _year(p, schema), f.name, p.items.get(f.name))
+                for sid, p in books.items() if s.name in p.sheet_names for f in sheet.fields]
+        frame = pd.DataFrame(rows, columns=[SUBMISSION, YEAR, key, value])
     elif s.layout in ("keyvalue", "items"):
         values = "cover" if s.layout == "keyvalue" else "items"
         rows = [{**getattr(p, values), SUBMISSION: sid, YEAR: _year(p, schema)}
@@ -182,6 +189,11 @@ def _derive(frame: pd.DataFrame, derived: list[Derived], registry: Registry) -> 
         elif d.kind == "total":
             parts = frame[list(d.sources)].apply(pd.to_numeric, errors="coerce")
             frame[d.column] = parts.sum(axis=1, min_count=len(d.sources))
+        elif d.kind == "per_item":
+            frame[d.column] = src.map(dict(d.params))
+        elif d.kind == "number":
+            numbers = [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan for v in src]
+            frame[d.column] = np.array(numbers, dtype=float)
         elif d.kind == "deadline":
             years_after, month, day = d.params
             years = frame[YEAR]

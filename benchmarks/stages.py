@@ -29,7 +29,7 @@ os.environ["FAZHI_WORKERS"] = "1"
 STAGES = {
     "archive (inbox → sha256 store)": [("assets.archive", "take_ready_files")],
     "read (calamine + typing)": [("assets.intake", "read_workbook")],
-    "validate (GX suites)": [("assets.intake", "validate_batch")],
+    "validate (GX suites)": [("assets.validation", "validate_batch")],
     "GX Data Docs": [("assets.intake", "write_datadocs")],
     "coverage counts, scoring view, score preview": [
         ("assets.intake", "coverage_counts"), ("assets.intake", "_save_scoring_view"), ("assets.intake", "_preview")],

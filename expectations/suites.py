@@ -1,7 +1,9 @@
 """Great Expectations suites built from the sheet schema (SPEC §3, §5).
 
 One suite per sheet runs on one frame that holds every submission of a batch,
-so GX's fixed cost per run is paid once per sheet, not once per file. Every
+so GX's fixed cost per run is paid once per sheet, not once per file; 年度数据's
+items are checked in long form (one row per item), so that cost is not paid
+once per item either. Every
 expectation's `meta["rule"]` indexes a `Rule`: the cell to cite and the words
 that tell the clerk what to fix. Checks that compare a value with something
 computed (the reporting year, a registry lookup, a sum of items) run on
@@ -27,6 +29,10 @@ INDEX = "_i"               # frame position: how GX names a failing row
 YEAR = "_year"             # the submission's reporting year
 YEAR_ITEM = "报送年度"      # the cover item that within_year and date_deadlines refer to
 RECORDS = "记录数"          # the suite checking that required tables are not empty
+# Columns of the 年度数据 frame in long form (one row per submission and item): each item's own
+# bounds and duty sit beside its value, so three expectations check every item, not three per item
+# (GX costs some 10 ms per expectation and batch, however few the rows).
+NUMBER, LOW, HIGH, REQUIRED = "_number", "_low", "_high", "_required"
 
 E = gx.expectations
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -60,7 +66,9 @@ class Derived:
     kind: year_of (year of a date), unit_by_code / unit_by_name (registry name
     of the unit, None when not found), total (sum of items, NaN if any is
     blank), deadline (date `params` = (years_after, month, day) after YEAR),
-    records (number of records of the table named in `sources`).
+    records (number of records of the table named in `sources`), number (the
+    source as a float when it is a number, else NaN), per_item (the value
+    `params` gives for the item named in the source column).
     """
 
     column: str
@@ -72,12 +80,17 @@ class Derived:
 @dataclass
 class SheetSuite:
     name: str                  # schema sheet name, or RECORDS
-    layout: str                # keyvalue | items | table | records
+    layout: str                # keyvalue | items | item_values | table | records
     suite: gx.ExpectationSuite
     rules: list[Rule]
     derived: list[Derived]
     batch_definition: Any
     satisfaction: bool = False  # runs on satisfaction files, not submissions
+
+    @property
+    def title(self) -> str:
+        """How Data Docs name it: two suites check 年度数据, its items' values and their relations."""
+        return {"item_values": f"{self.name}（各数据项）", "items": f"{self.name}（勾稽关系）"}.get(self.layout, self.name)
 
 
 class _Builder:
@@ -143,16 +156,26 @@ def _natural(code: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", code)]
 
 
-def _field_checks(b: _Builder, sheet: Sheet, f: Field, indicator_codes: frozenset[str]) -> None:
+def _required_text(f: Field) -> str:
+    return f"必填项为空：请填写{title(f)}（{f.expectation()}）"
+
+
+def _in_long_form(f: Field) -> set[str]:
+    """The checks of a 年度数据 item made on the long frame (see NUMBER…)."""
+    return {"range"} | ({"required"} if f.required and not f.required_unless else set())
+
+
+def _field_checks(b: _Builder, sheet: Sheet, f: Field, indicator_codes: frozenset[str],
+                  skip: set[str] = frozenset()) -> None:
     name, t = f.name, title(f)
 
     def rule(rid: str, message: Callable[[Where], str]) -> Rule:
         return Rule(rid, sheet.name, name, message)
-    if f.required:
-        b.add(rule("required", _text(f"必填项为空：请填写{t}（{f.expectation()}）")),
+    if f.required and "required" not in skip:
+        b.add(rule("required", _text(_required_text(f))),
               E.ExpectColumnValuesToNotBeNull, column=name, row_condition=_unless(sheet, f.required_unless))
     lo, hi = _bounds(f)
-    if lo is not None or hi is not None:
+    if (lo is not None or hi is not None) and "range" not in skip:
         b.add(rule("range", _text(_invalid(f))), E.ExpectColumnValuesToBeBetween,
               column=name, min_value=lo, max_value=hi)
     if f.values:
@@ -212,6 +235,26 @@ def _unit_checks(b: _Builder, sheet: Sheet) -> None:
               ignore_row_if="any_value_is_missing")
 
 
+def _item_values(b: _Builder, sheet: Sheet) -> None:
+    """Required and range checks of every item at once, on the long frame."""
+    key, value = sheet.key_header, sheet.value_header
+
+    def per_item(column: str, of: Callable[[Field], Any]) -> str:
+        return b.derive(Derived(column, "per_item", (key,), tuple((f.name, of(f)) for f in sheet.fields)))
+
+    def item(w: Where) -> Field:
+        return sheet.field(w.value(key))
+    required = per_item(REQUIRED, lambda f: "required" in _in_long_form(f))
+    low, high = per_item(LOW, lambda f: _bounds(f)[0]), per_item(HIGH, lambda f: _bounds(f)[1])
+    number = b.derive(Derived(NUMBER, "number", (value,)))
+    b.add(Rule("required", sheet.name, value, lambda w: _required_text(item(w))),
+          E.ExpectColumnValuesToNotBeNull, column=value, row_condition=Column(required) == True)  # noqa: E712
+    for column_a, column_b in ((number, low), (high, number)):
+        b.add(Rule("range", sheet.name, value, lambda w: _invalid(item(w))),
+              E.ExpectColumnPairValuesAToBeGreaterThanB, column_A=column_a, column_B=column_b,
+              or_equal=True, ignore_row_if="either_value_is_missing")
+
+
 def _item_relations(b: _Builder, sheet: Sheet) -> None:
     for r in sheet.extra.get("not_greater_than", []):
         left, right = sheet.field(r["left"]), [sheet.field(c) for c in r["right"]]
@@ -268,9 +311,14 @@ def sheet_suites(schema: Schema, indicator_codes: frozenset[str]) -> list[SheetS
 def _build(schema: Schema, indicator_codes: frozenset[str], source, n: int) -> list[SheetSuite]:
     plans: list[tuple[_Builder, str, bool]] = []
     for sheet in [*schema.sheets.values(), schema.satisfaction]:
+        items = sheet.layout == "items"
+        if items:
+            values = _Builder(sheet.name)
+            _item_values(values, sheet)
+            plans.append((values, "item_values", False))
         b = _Builder(sheet.name)
         for f in sheet.fields:
-            _field_checks(b, sheet, f, indicator_codes)
+            _field_checks(b, sheet, f, indicator_codes, _in_long_form(f) if items else set())
         _unit_checks(b, sheet)
         _item_relations(b, sheet)
         plans.append((b, sheet.layout, sheet is schema.satisfaction))

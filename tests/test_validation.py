@@ -11,6 +11,7 @@ from assets.model import ParsedWorkbook
 from assets.registry import load_registry
 from assets.validation import validate_batch
 from expectations.schema import load_schema
+from expectations.suites import sheet_suites
 
 SCHEMA = load_schema()
 REGISTRY = load_registry()
@@ -185,6 +186,27 @@ def test_every_item_required_except_optional():
     p = baseline()
     p.items["D12"] = None  # blank = not published
     assert check(p)["s0"] == []
+
+
+def test_items_cost_a_few_expectations_whatever_their_number():
+    """GX costs per expectation and batch: every item's required and range checks are three
+    expectations on the long frame; only the relations between items are one each."""
+    suites = {s.layout: s for s in sheet_suites(SCHEMA, frozenset(CODES)) if s.name == SCHEMA.items_sheet.name}
+    assert len(suites["item_values"].suite.expectations) == 3
+    relations = SCHEMA.items_sheet.extra
+    assert len(suites["items"].suite.expectations) == \
+        len(relations["not_greater_than"]) + len(relations["date_deadlines"])
+    assert len(SCHEMA.items_sheet.fields) > 40
+
+
+def test_several_item_problems_in_one_file_each_cite_their_cell():
+    p = baseline()
+    p.items.update(D01=None, D02=-3.0, D04=130.0, D05=None)
+    got = check(p)["s0"]
+    assert [(x.cell, x.value) for x in got] == [(item_cell("D01"), None), (item_cell("D02"), -3.0),
+                                               (item_cell("D04"), 130.0), (item_cell("D05"), None)]
+    assert got[0].message.startswith("必填项为空：请填写") and "（是或否）" in got[3].message
+    assert got[2].message.startswith(f"“{SCHEMA.items_sheet.field('D04').label}”应为")
 
 
 @pytest.mark.parametrize("code, bad, good", [("D01", -1.0, 0.0), ("D04", 100.5, 100.0), ("D08", -0.1, 0.0)])
