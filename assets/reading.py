@@ -162,6 +162,8 @@ def convert_column(values: np.ndarray, field: Field, percent: np.ndarray | None 
         return np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
     if types == {str} and kind in ("text", "enum"):
         out = np.array([v.strip() or None for v in values], dtype=object)
+    elif types == {str} and kind == "code":  # mostly distinct values (case numbers): not worth factorising
+        out = np.array([_key_text(v) or None for v in values], dtype=object)
     elif types <= {float, int} and kind in NUMERIC_TYPES and (percent is None or not percent.any()):
         numbers = np.where(blank, np.nan, values).astype(float)
         bad = (np.mod(numbers, 1) != 0) & ~blank if kind in WHOLE_TYPES else np.zeros(n, dtype=bool)
@@ -411,9 +413,6 @@ class _XlsxParts:
     reads styles.xml and the one sheet only.
     """
 
-    # Formula elements (<f>, <x:f ...>) and error cells (t="e"). A few short needles, because each
-    # costs a pass over a case table's XML; the rare false hit only costs the XML parse below.
-    _SUSPECT = (b"<f", b":f", b'"e"')
     _PERCENT_BUILTIN = {9, 10}
     _CELL_TAG = re.compile(rb"<(?:\w+:)?c\s([^>]*)>")
     _STYLE = re.compile(rb'\bs="(\d+)"')
@@ -480,8 +479,7 @@ class _XlsxParts:
         part = self.sheets.get(sheet)
         if part is None or part not in self._names:
             return []
-        xml = self.zip.read(part)
-        if not any(tag in xml for tag in self._SUSPECT):  # a byte search spares the XML parse
+        if not _may_hold_formulas_or_errors(self.zip.read(part)):  # spares the XML parse
             return []
         out = []
         for ref, el in self._cells(sheet):
@@ -491,6 +489,23 @@ class _XlsxParts:
             elif "f" in children and not children.get("v"):
                 out.append((ref, None))
         return out
+
+
+_F, _E, _LT, _COLON, _QUOTE = b'fe<:"'
+
+
+def _may_hold_formulas_or_errors(xml: bytes) -> bool:
+    """Whether the sheet XML has a formula element (<f>, <x:f …>) or an error cell (t="e").
+
+    One vectorised pass over the bytes (a case table's XML is megabytes); a
+    rare false hit costs only the exact look.
+    """
+    a = np.frombuffer(xml, np.uint8)
+    before_f = a[:-1][a[1:] == _F]
+    if np.isin(before_f, (_LT, _COLON)).any():
+        return True
+    e = np.flatnonzero(a[1:-1] == _E) + 1
+    return bool(((a[e - 1] == _QUOTE) & (a[e + 1] == _QUOTE)).any())
 
 
 def _xls_percent_cells(path: Path, sheet: str) -> set[tuple[int, int]]:
