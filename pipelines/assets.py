@@ -5,6 +5,7 @@ import json
 import os
 import sys
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import pandas as pd
@@ -189,31 +190,42 @@ def _ranking_markdown(results) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(
+SCORE_WORKBOOKS = dg.AssetSpec(
+    "score_workbooks",
     deps=[year_results],
     group_name="exports",
     description="评分工作簿：exports/<年度>/海东市<年度>年法治政府建设示范创建评分.xlsx（总览、一级指标、三级明细、数据质量、说明）。",
     kinds={"excel"},
     owners=["team:评估专家"],
 )
-def score_workbooks(fazhi: FazhiSettings) -> dg.MaterializeResult:
-    written = yearly.publish_score_workbooks(fazhi.paths, load_indicators())
-    return dg.MaterializeResult(metadata={"写出文件": dg.MetadataValue.md("\n".join(f"- {w}" for w in written) or "无变化")})
-
-
-@dg.asset(
+LOOKBACK_PACKAGES = dg.AssetSpec(
+    "lookback_packages",
     deps=[year_results],
     group_name="lookback",
     description="回头看检查包：对已命名示范单位，与命名年度比较、给出结论与理由、整改清单并抽取执法案卷。",
     kinds={"excel"},
     owners=["team:评估专家"],
 )
-def lookback_packages(fazhi: FazhiSettings) -> dg.MaterializeResult:
-    index = yearly.publish_lookback(fazhi.paths, load_indicators())
-    return dg.MaterializeResult(metadata={
-        "检查包数": len(index),
-        "检查包": dg.MetadataValue.md(index.to_markdown(index=False) if len(index) else "无"),
-    })
+
+
+@dg.multi_asset(specs=[SCORE_WORKBOOKS, LOOKBACK_PACKAGES], can_subset=True)
+def exports(context: dg.AssetExecutionContext, fazhi: FazhiSettings):
+    """Both exports in one step: the packages are written by the worker processes while this
+    process writes the score workbook, instead of one after the other."""
+    selected, system = context.selected_asset_keys, load_indicators()
+    with ThreadPoolExecutor(1) as background:
+        index = (background.submit(yearly.publish_lookback, fazhi.paths, system)
+                 if LOOKBACK_PACKAGES.key in selected else None)
+        if SCORE_WORKBOOKS.key in selected:
+            written = yearly.publish_score_workbooks(fazhi.paths, system)
+            yield dg.MaterializeResult(asset_key=SCORE_WORKBOOKS.key, metadata={
+                "写出文件": dg.MetadataValue.md("\n".join(f"- {w}" for w in written) or "无变化")})
+        if index is not None:
+            index = index.result()
+            yield dg.MaterializeResult(asset_key=LOOKBACK_PACKAGES.key, metadata={
+                "检查包数": len(index),
+                "检查包": dg.MetadataValue.md(index.to_markdown(index=False) if len(index) else "无"),
+            })
 
 
 @dg.asset_check(

@@ -14,7 +14,7 @@ def make_definitions(settings: FazhiSettings | None = None, sensor_interval: int
     job = dg.define_asset_job(
         PIPELINE_JOB,
         selection=dg.AssetSelection.assets(assets.intake_batch, assets.reporting_status_table, assets.year_results,
-                                           assets.score_workbooks, assets.lookback_packages),
+                                           assets.exports),
         description="收件 → 校验与回执 → 年度结果 → 评分工作簿与回头看检查包",
         # One process for the whole run by default: a subprocess per step pays
         # the imports again for every stage. Run config may choose
@@ -24,7 +24,7 @@ def make_definitions(settings: FazhiSettings | None = None, sensor_interval: int
     )
     return dg.Definitions(
         assets=[assets.submission, assets.intake_batch, assets.reporting_status_table, assets.year_results,
-                assets.score_workbooks, assets.lookback_packages],
+                assets.exports],
         asset_checks=[assets.great_expectations],
         jobs=[job],
         sensors=[build_inbox_sensor(job, sensor_interval)],
