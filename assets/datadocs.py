@@ -7,6 +7,7 @@ received file built from its receipt. Nothing here runs GX again.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -35,10 +36,17 @@ def write_validation_report(result: ExpectationSuiteValidationResult | Mapping[s
     """Render one suite's validation result (object or its JSON dict) with GX's Data Docs renderer."""
     # GX is imported here only: receipt pages are written in worker processes that never need it
     from great_expectations.render.renderer import ValidationResultsPageRenderer
+
+    page = _page_view().render(ValidationResultsPageRenderer().render(_trimmed(result)))
+    return _write(path, page)
+
+
+@functools.cache
+def _page_view():
+    """One view per process: each view compiles its Jinja templates anew (~0.06 s a page)."""
     from great_expectations.render.view import DefaultJinjaPageView
 
-    page = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(_trimmed(result)))
-    return _write(path, page)
+    return DefaultJinjaPageView()
 
 
 def _trimmed(result: ExpectationSuiteValidationResult | Mapping[str, Any]) -> ExpectationSuiteValidationResult:
