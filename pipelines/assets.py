@@ -14,6 +14,7 @@ from assets import intake, yearly
 from assets.archive import Paths
 from assets.indicators import load_indicators
 from assets.registry import PROJECT_DIR
+from assets.workers import worker_count
 from assets.status import reporting_status, status_markdown, status_table
 from expectations.schema import load_schema
 from pipelines.resources import FazhiSettings
@@ -210,12 +211,14 @@ LOOKBACK_PACKAGES = dg.AssetSpec(
 
 @dg.multi_asset(specs=[SCORE_WORKBOOKS, LOOKBACK_PACKAGES], can_subset=True)
 def exports(context: dg.AssetExecutionContext, fazhi: FazhiSettings):
-    """Both exports in one step: the packages are written by the worker processes while this
-    process writes the score workbook, instead of one after the other."""
+    """Both exports in one step: with worker processes, the packages are written by them while
+    this process writes the score workbook, instead of one after the other."""
     selected, system = context.selected_asset_keys, load_indicators()
     with ThreadPoolExecutor(1) as background:
         index = (background.submit(yearly.publish_lookback, fazhi.paths, system)
                  if LOOKBACK_PACKAGES.key in selected else None)
+        if index is not None and worker_count() == 1:
+            index.result()  # one process: one after the other, rather than two threads contending
         if SCORE_WORKBOOKS.key in selected:
             written = yearly.publish_score_workbooks(fazhi.paths, system)
             yield dg.MaterializeResult(asset_key=SCORE_WORKBOOKS.key, metadata={
