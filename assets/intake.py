@@ -24,7 +24,7 @@ from assets.model import ParsedWorkbook, Problem, SubmissionRecord
 from assets.reading import read_workbook
 from assets.receipts import write_receipt
 from assets.registry import Registry
-from assets.scoring import coverage_counts, preview_total
+from assets.scoring import coverage_counts, pending_rows, preview_total, scoring_key
 from assets.workers import INTAKE_MODULES, process_pool, state, worker_count
 from expectations.schema import Schema, load_schema
 
@@ -210,10 +210,11 @@ def check_files(root: Path, recs: list[Received], registry: Registry, system, sc
             write_atomic(paths.submissions / f"{out.record_id}.pkl",
                          pickle.dumps(book, protocol=pickle.HIGHEST_PROTOCOL))
         if out.kind == "submission":
+            rows = _pending_rows(out, book, counts[out.record_id], system) if out.record_id in counts else None
             _save_scoring_view(paths, out.record_id, replace(book, problems=problems[out.record_id]),
-                               counts.get(out.record_id), system, schema)
-        if out.record_id in counts:
-            out = replace(out, score_preview=_preview(out, book, counts[out.record_id], system))
+                               counts.get(out.record_id), rows, system, schema)
+            if rows is not None:
+                out = replace(out, score_preview=preview_total(rows))
         json_path = write_receipt_files(paths, receipt, datadocs)
         outcomes.append(replace(out, receipt=str(json_path.relative_to(paths.root))))
     return outcomes
@@ -268,16 +269,18 @@ def _judge(rec: Received, parsed: ParsedWorkbook, problems: list[Problem],
     return receipt, out
 
 
-def _preview(o: Outcome, parsed: ParsedWorkbook, coverage: dict, system) -> float:
-    """The submission's total before the satisfaction result: shown to operators, never ranked."""
+def _pending_rows(o: Outcome, parsed: ParsedWorkbook, coverage: dict, system) -> list[dict]:
+    """An accepted submission's indicator rows before the satisfaction result; their total is
+    the preview shown to operators, never ranked."""
     record = SubmissionRecord(o.record_id, o.sha256, o.original_name, o.received_at, o.status, o.unit_code,
                               o.unit_name, o.year, None, parsed, coverage=coverage)
-    return preview_total(record, system)
+    return pending_rows(record, system)
 
 
 # The scoring view of an accepted submission: its coverage counts, taken while
-# the full tables are in memory, and the workbook without its size-driving
-# sheet, so that scoring a year of 3,000 units never holds every case table.
+# the full tables are in memory, the workbook without its size-driving sheet,
+# so that scoring a year of 3,000 units never holds every case table, and its
+# indicator rows, so that they are not scored again.
 
 def _coverage_key(system) -> str:
     rules = [(i.code, i.sheet, i.condition, i.among) for i in system.indicators if i.rule == "coverage"]
@@ -285,14 +288,15 @@ def _coverage_key(system) -> str:
 
 
 def _save_scoring_view(paths: Paths, record_id: str, parsed: ParsedWorkbook, coverage: dict | None,
-                       system, schema: Schema) -> None:
+                       rows: list[dict] | None, system, schema: Schema) -> None:
     big = {s.name for s in schema.table_sheets if s.size_driver}
     kept = {k: v for k, v in parsed.tables.items() if k not in big} if coverage is not None else {}
     slim = replace(parsed, tables=kept)
     folder = paths.root / "store" / "scoring"
     folder.mkdir(exist_ok=True)
     write_atomic(folder / f"{record_id}.pkl",
-                  pickle.dumps((_coverage_key(system), coverage, slim), protocol=pickle.HIGHEST_PROTOCOL))
+                  pickle.dumps((_coverage_key(system), coverage, slim, scoring_key(system), rows),
+                               protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _finish_duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
@@ -350,27 +354,32 @@ def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int, sys
     """Every accepted or rejected submission of a year.
 
     Records come with their scoring view (no case table, coverage counted)
-    when it matches `system`'s coverage rules; those in `full` (record ids),
-    or without a matching view, come with the whole parsed workbook.
+    when it matches `system`'s coverage rules, and with their indicator rows
+    when these were scored under the same indicator system; those in `full`
+    (record ids), or without a matching view, come with the whole parsed
+    workbook.
     """
-    full, key = set(full), (_coverage_key(system) if system is not None else None)
+    full = set(full)
+    key, rows_key = (_coverage_key(system), scoring_key(system)) if system is not None else (None, None)
     records = []
     for o in outcomes:
         if o.kind != "submission" or o.year != year or o.status == "duplicate" or not o.unit_code:
             continue
-        parsed, coverage = None, None
+        parsed, coverage, scored = None, None, None
         view = paths.root / "store" / "scoring" / f"{o.record_id}.pkl"
         if o.record_id not in full and key is not None and view.exists():
             with open(view, "rb") as fh:
-                view_key, coverage, parsed = pickle.load(fh)
+                view_key, coverage, parsed, *rows = pickle.load(fh)  # views written before rows: no rows
             if view_key != key and o.status == "accepted":
                 parsed, coverage = None, None
+            elif rows and rows[0] == rows_key:
+                scored = rows[1]
         records.append(SubmissionRecord(
             submission_id=o.record_id, sha256=o.sha256, original_name=o.original_name,
             received_at=o.received_at, status=o.status, unit_code=o.unit_code, unit_name=o.unit_name,
             year=o.year, filled_on=dt.date.fromisoformat(o.filled_on) if o.filled_on else None,
             parsed=parsed or load_parsed(paths, o.record_id), errors=o.errors, warnings=o.warnings,
-            coverage=coverage))
+            coverage=coverage, scored=scored))
     return records
 
 

@@ -105,6 +105,8 @@ class SubmissionRecord:
     warnings: int = 0
     # coverage indicator -> (rows meeting, qualifying rows), when counted at intake
     coverage: dict | None = None
+    # its indicator rows as scored at intake (satisfaction pending), when still valid
+    scored: list[dict] | None = None
 
 
 @dataclass

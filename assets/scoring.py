@@ -7,6 +7,7 @@ where a score is shown.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -230,9 +231,13 @@ def _score(ind: Indicator, ctx: _Context) -> dict:
 
 def _score_rows(record: SubmissionRecord, system: IndicatorSystem, coverage: dict[str, tuple[int, int]],
                 satisfaction: float | None, satisfaction_source: str | None) -> list[dict]:
+    """One row per indicator; rows scored at intake are taken as they are, except the
+    satisfaction indicators, whose result comes later."""
     ctx = _Context(record, coverage, satisfaction, satisfaction_source)
-    return [{"unit_code": record.unit_code, "indicator": i.code, "name": i.name, "category": i.category,
-             "points": i.points, **_score(i, ctx)} for i in system.indicators]
+    known = record.scored
+    return [known[k] if known is not None and i.rule != "satisfaction" else
+            {"unit_code": record.unit_code, "indicator": i.code, "name": i.name, "category": i.category,
+             "points": i.points, **_score(i, ctx)} for k, i in enumerate(system.indicators)]
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -248,11 +253,22 @@ def score_submission(record: SubmissionRecord, system: IndicatorSystem, satisfac
     return _frame(_score_rows(record, system, coverage, satisfaction, satisfaction_source))
 
 
-def preview_total(record: SubmissionRecord, system: IndicatorSystem) -> float:
-    """The submission's total before its satisfaction result is known, rounded as shown."""
+def pending_rows(record: SubmissionRecord, system: IndicatorSystem) -> list[dict]:
+    """The submission's indicator rows before its satisfaction result is known (kept as
+    `SubmissionRecord.scored`, so a year of results does not score every submission again)."""
     coverage = record.coverage or coverage_counts([record.parsed], system)[0]
-    rows = _score_rows(record, system, coverage, None, None)
+    return _score_rows(record, system, coverage, None, None)
+
+
+def preview_total(rows: list[dict]) -> float:
+    """The total of pending rows, rounded as shown."""
     return round_score(sum((r["exact"] for r in rows if r["exact"] is not None), Fraction(0)))
+
+
+def scoring_key(system: IndicatorSystem) -> str:
+    """Changes with anything but the submission that its indicator rows depend on."""
+    fields = load_schema().sheets[ITEMS_SHEET].fields
+    return hashlib.sha256(repr((system.indicators, fields)).encode()).hexdigest()
 
 
 # --- a year ----------------------------------------------------------------

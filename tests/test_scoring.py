@@ -13,8 +13,8 @@ import yaml
 from assets.indicators import DEFAULT_INDICATORS_FILE, IndicatorConfigError, load_indicators
 from assets.model import ParsedWorkbook, Problem, SubmissionRecord
 from assets.registry import load_registry
-from assets.scoring import (compute_year_results, load_year_results, round_score, save_year_results,
-                            score_submission)
+from assets.scoring import (compute_year_results, load_year_results, pending_rows, preview_total, round_score,
+                            save_year_results, score_submission)
 from expectations.schema import load_schema
 
 YEAR = 2024
@@ -312,6 +312,23 @@ def results(records, satisfaction=None):
 
 def unit(res, code="630202") -> pd.Series:
     return res.units.set_index("unit_code").loc[code]
+
+
+def test_rows_scored_at_intake_give_the_same_results_and_only_satisfaction_is_scored_again():
+    recs = [make_record("630202", items={"D01": 1.0}), make_record("630203", events=["重大安全生产事故"])]
+    satisfaction = {"630202": (87.5, "满意度.xlsx!Sheet1!D2")}
+    fresh = results(recs, satisfaction)
+    for r in recs:
+        r.scored = pending_rows(r, SYSTEM)
+    reused = results(recs, satisfaction)
+    for name in ("units", "categories", "indicators"):
+        pd.testing.assert_frame_equal(getattr(reused, name), getattr(fresh, name))
+    # without a satisfaction result, the preview is the provisional total
+    assert preview_total(recs[1].scored) == round_score(unit(fresh, "630203")["total"])
+    # the stored rows are what is reused: a row changed there shows in the results
+    first = next(i for i, ind in enumerate(SYSTEM.indicators) if ind.rule == "count")
+    recs[0].scored[first] = {**recs[0].scored[first], "exact": Fraction(0)}
+    assert unit(results(recs, satisfaction))["total"] < unit(reused)["total"]
 
 
 def test_superseded_by_filled_on_then_received_at():
