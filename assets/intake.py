@@ -31,6 +31,7 @@ from expectations.schema import Schema, load_schema
 if TYPE_CHECKING:
     from assets.validation import ValidationReport
 
+
 @dataclass(frozen=True)
 class Outcome:
     record_id: str
