@@ -51,6 +51,9 @@ class Measured:
 
 def measure(what: str, cmd: list[str], files: int, log: Path, env: dict | None = None) -> Measured:
     log.parent.mkdir(parents=True, exist_ok=True)
+    # Gigabytes copied for the previous run are still being written back; the
+    # pipeline's fsyncs would wait behind them.
+    os.sync()
     with open(log, "w") as fh:
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_DIR)
