@@ -7,6 +7,7 @@ receipt is complete.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import tempfile
@@ -156,18 +157,14 @@ def _unit_text(receipt: dict) -> str:
     return "未能识别（请核对封面的单位名称和单位代码）"
 
 
-_LAYOUT: QuickSheet | None = None
-
-
+@functools.cache
 def _layout() -> QuickSheet:
-    global _LAYOUT
-    if _LAYOUT is None:
-        header = {"font": HEADER_FONT, "fill": HEADER_FILL, "border": BORDER, "alignment": HEADER_ALIGNMENT}
-        styles = {"plain": {}, "title": {"font": TITLE_FONT}, "label": {"font": Font(bold=True)},
-                  "header": header, "cell": {"border": BORDER}, "wrap": {"border": BORDER, "alignment": WRAP},
-                  **{status: {"font": font} for status, font in RESULT_FONT.items()}}
-        _LAYOUT = QuickSheet("回执", styles, [WIDTHS[h] for h in HEADERS])
-    return _LAYOUT
+    """The receipt workbook's styles and widths, made once per process."""
+    header = {"font": HEADER_FONT, "fill": HEADER_FILL, "border": BORDER, "alignment": HEADER_ALIGNMENT}
+    styles = {"plain": {}, "title": {"font": TITLE_FONT}, "label": {"font": Font(bold=True)},
+              "header": header, "cell": {"border": BORDER}, "wrap": {"border": BORDER, "alignment": WRAP},
+              **{status: {"font": font} for status, font in RESULT_FONT.items()}}
+    return QuickSheet("回执", styles, [WIDTHS[h] for h in HEADERS])
 
 
 def _xlsx(receipt: dict) -> bytes:
