@@ -25,7 +25,7 @@ from assets.reading import read_workbook
 from assets.receipts import write_receipt
 from assets.registry import Registry
 from assets.scoring import coverage_counts, pending_rows, preview_total, scoring_key
-from assets.workers import INTAKE_MODULES, process_pool, state, worker_count
+from assets.workers import INTAKE_MODULES, pool_size, process_pool, state
 from expectations.schema import Schema, load_schema
 
 if TYPE_CHECKING:
@@ -155,9 +155,9 @@ class _Workers:
     MIN_FILES = 16
 
     def __init__(self, files: int, context: tuple):
-        n = worker_count()
+        n = pool_size(files, self.MIN_FILES)
         self.context, self.pool, self.n = context, None, n
-        if n > 1 and files >= self.MIN_FILES:
+        if n > 1:
             self.pool = process_pool(n, INTAKE_MODULES, tuple, (context,))
 
     def check(self, root: Path, recs: list[Received]) -> Iterator[Outcome]:
@@ -204,6 +204,7 @@ def check_files(root: Path, recs: list[Received], registry: Registry, system, sc
     judged = [_judge(r, parsed[r.record_id], problems[r.record_id], registry, schema) for r in recs]
     accepted = [o.record_id for _, o in judged if o.kind == "submission" and o.status == "accepted"]
     counts = dict(zip(accepted, coverage_counts([parsed[k] for k in accepted], system)))
+    keys = _view_keys(system)
     outcomes = []
     for receipt, out in judged:
         book = parsed[out.record_id]
@@ -213,7 +214,7 @@ def check_files(root: Path, recs: list[Received], registry: Registry, system, sc
         if out.kind == "submission":
             rows = _pending_rows(out, book, counts[out.record_id], system) if out.record_id in counts else None
             _save_scoring_view(paths, out.record_id, replace(book, problems=problems[out.record_id]),
-                               counts.get(out.record_id), rows, system, schema)
+                               counts.get(out.record_id), rows, keys, schema)
             if rows is not None:
                 out = replace(out, score_preview=preview_total(rows))
         json_path = write_receipt_files(paths, receipt, datadocs)
@@ -283,20 +284,22 @@ def _pending_rows(o: Outcome, parsed: ParsedWorkbook, coverage: dict, system) ->
 # so that scoring a year of 3,000 units never holds every case table, and its
 # indicator rows, so that they are not scored again.
 
-def _coverage_key(system) -> str:
+def _view_keys(system) -> tuple[str, str]:
+    """(key of the coverage rules, key of everything the indicator rows depend on): a view's counts,
+    and separately its rows, are used only under the system they were made with."""
     rules = [(i.code, i.sheet, i.condition, i.among) for i in system.indicators if i.rule == "coverage"]
-    return hashlib.sha256(repr(rules).encode()).hexdigest()
+    return hashlib.sha256(repr(rules).encode()).hexdigest(), scoring_key(system)
 
 
 def _save_scoring_view(paths: Paths, record_id: str, parsed: ParsedWorkbook, coverage: dict | None,
-                       rows: list[dict] | None, system, schema: Schema) -> None:
+                       rows: list[dict] | None, keys: tuple[str, str], schema: Schema) -> None:
     big = {s.name for s in schema.table_sheets if s.size_driver}
     kept = {k: v for k, v in parsed.tables.items() if k not in big} if coverage is not None else {}
     slim = replace(parsed, tables=kept)
     folder = paths.root / "store" / "scoring"
     folder.mkdir(exist_ok=True)
     write_atomic(folder / f"{record_id}.pkl",
-                  pickle.dumps((_coverage_key(system), coverage, slim, scoring_key(system), rows),
+                  pickle.dumps((keys[0], coverage, slim, keys[1], rows),
                                protocol=pickle.HIGHEST_PROTOCOL))
 
 
@@ -361,7 +364,7 @@ def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int, sys
     workbook.
     """
     full = set(full)
-    key, rows_key = (_coverage_key(system), scoring_key(system)) if system is not None else (None, None)
+    key, rows_key = _view_keys(system) if system is not None else (None, None)
     records = []
     for o in outcomes:
         if o.kind != "submission" or o.year != year or o.status == "duplicate" or not o.unit_code:

@@ -20,7 +20,7 @@ from openpyxl.utils import column_index_from_string, get_column_letter
 
 from assets.model import SubmissionRecord, YearResults, display
 from assets.scoring import round_score
-from assets.workers import process_pool, state, worker_count
+from assets.workers import pool_size, process_pool, state
 from assets.xlsx import BORDER, DATE_FORMAT, SCORE_FORMAT, TITLE_FONT, WRAP, write_table
 from expectations.schema import load_schema
 
@@ -475,18 +475,15 @@ class _Year:
 
 
 MIN_POOL_PACKAGES = 16  # below this, starting workers costs more than it saves
+
+
 def _worker_package(job: tuple[str, SubmissionRecord]) -> list:
     return state().package(*job)
 
 
-def _pool_size(packages: int) -> int:
-    n = worker_count()
-    return n if n > 1 and packages >= MIN_POOL_PACKAGES else 1
-
-
 def _write_packages(year_args: tuple, jobs: list[tuple[str, SubmissionRecord]]) -> list[list]:
     """Index rows in job order; on every core when there are enough packages."""
-    n = _pool_size(len(jobs))
+    n = pool_size(len(jobs), MIN_POOL_PACKAGES)
     if n == 1:
         year = _Year(*year_args)
         return [year.package(*job) for job in jobs]

@@ -18,6 +18,13 @@ def worker_count() -> int:
     return int(os.environ.get("FAZHI_WORKERS", min(2, os.cpu_count() or 1)))
 
 
+def pool_size(jobs: int, minimum: int) -> int:
+    """How many worker processes `jobs` pieces of work get: below `minimum`, starting workers
+    costs more than it saves, and the caller works alone (1)."""
+    n = worker_count()
+    return n if n > 1 and jobs >= minimum else 1
+
+
 def process_pool(n: int, preload: list[str], factory: Callable, args: tuple) -> ProcessPoolExecutor:
     """Workers that each build `factory(*args)` once (see `state`), forked from a server that has
     imported the `preload` modules once. Not plain fork: the parent runs Dagster's threads. Only

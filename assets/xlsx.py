@@ -35,6 +35,7 @@ HEADER_ALIGNMENT = Alignment(horizontal="center", vertical="center", wrap_text=T
 SCORE_FORMAT = "0.00"
 DATE_FORMAT = "yyyy-mm-dd"
 FORMULA_STARTS = ("=", "+", "-", "@")
+PAGE_FOOTER = "第 &P 页，共 &N 页"  # centred on every printed page
 
 
 MAX_TEXT = 32_767  # Excel's limit for one cell
@@ -162,7 +163,7 @@ def setup_print(ws: Worksheet, area: str, *, title_rows: str | None = None, land
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_options.horizontalCentered = True
-    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
+    ws.oddFooter.center.text = PAGE_FOOTER
 
 
 # Past some 10,000 rows openpyxl's cell objects and their XML cost ~20 µs a
@@ -195,27 +196,32 @@ def _style_ids(ws: Worksheet, formats: dict[int, str]) -> dict[Any, int]:
 def _rows_xml(block: BulkRows) -> Iterable[str]:
     """<row> elements with the values as set_value would store them."""
     ids = block.style_ids
-    letters = [get_column_letter(j) for j in range(1, 1 + max((len(r) for r in block.rows), default=0))]
+    width = max((len(r) for r in block.rows), default=0)
+    letters = [get_column_letter(j) for j in range(1, 1 + width)]
+    styles = [{"number": ids.get(("number", j)), "date": ids["date"], "formula": ids["formula"]}
+              for j in range(1, 1 + width)]
     for r, row in enumerate(block.rows, block.first_row):
-        cells = []
-        for j, v in enumerate(row):
-            if v is None or (isinstance(v, str) and not v):  # openpyxl writes no value either
-                continue
-            ref = f"{letters[j]}{r}"
-            if isinstance(v, bool):
-                cells.append(f'<c r="{ref}" t="b"><v>{int(v)}</v></c>')
-            elif isinstance(v, numbers.Number):
-                if not math.isfinite(v):  # NaN is a blank cell; openpyxl writes no value either
-                    continue
-                style = ids.get(("number", j + 1))
-                cells.append(f'<c r="{ref}"{_s(style)}><v>{v:.16g}</v></c>')  # openpyxl's precision
-            elif isinstance(v, (dt.date, dt.datetime)):
-                cells.append(f'<c r="{ref}"{_s(ids["date"])}><v>{to_excel(v)}</v></c>')
-            else:
-                text = cell_text(str(v))
-                style = ids["formula"] if text.startswith(FORMULA_STARTS) else None
-                cells.append(f'<c r="{ref}"{_s(style)} t="inlineStr"><is><t xml:space="preserve">{escape(text)}</t></is></c>')
-        yield f'<row r="{r}">{"".join(cells)}</row>'
+        yield f'<row r="{r}">{"".join(_cell_xml(f"{letters[j]}{r}", v, styles[j]) for j, v in enumerate(row))}</row>'
+
+
+def _cell_xml(ref: str, value: Any, styles: dict[str, int | None]) -> str:
+    """One <c> with the value as set_value would store it. `styles` gives the cell style for each
+    kind of value (blank, bool, number, date, text, formula); a blank without one is no cell at
+    all, as openpyxl writes it; a date without one is written as its text."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
+        value = None  # NaN is a blank cell; openpyxl writes no value either
+    if value is None or (isinstance(value, str) and not value):
+        blank = styles.get("blank")
+        return "" if blank is None else f'<c r="{ref}"{_s(blank)}/>'
+    if isinstance(value, bool):
+        return f'<c r="{ref}"{_s(styles.get("bool"))} t="b"><v>{int(value)}</v></c>'
+    if isinstance(value, numbers.Number):
+        return f'<c r="{ref}"{_s(styles.get("number"))}><v>{value:.16g}</v></c>'  # openpyxl's precision
+    if isinstance(value, (dt.date, dt.datetime)) and "date" in styles:
+        return f'<c r="{ref}"{_s(styles["date"])}><v>{to_excel(value)}</v></c>'
+    text = cell_text(str(value))
+    style = styles.get("formula" if text.startswith(FORMULA_STARTS) else "text")
+    return f'<c r="{ref}"{_s(style)} t="inlineStr"><is><t xml:space="preserve">{escape(text)}</t></is></c>'
 
 
 def _s(style_id: int | None) -> str:
@@ -281,14 +287,17 @@ class QuickSheet:
         ws = wb.active
         ws.title = self.title = title
         self.widths = list(widths)
-        self.style_ids: dict[tuple[str, bool], int] = {}
+        self.styles: dict[str, dict[str, int]] = {}  # style name -> style index per kind of value
         for name, attrs in styles.items():
+            ids = []
             for quoted in (False, True):  # text that looks like a formula carries Excel's quote prefix
                 probe = Cell(ws)  # detached: only registers its style
                 for attr, value in attrs.items():
                     setattr(probe, attr, value)
                 probe.quotePrefix = quoted
-                self.style_ids[name, quoted] = wb._cell_styles.add(probe._style)
+                ids.append(wb._cell_styles.add(probe._style))
+            self.styles[name] = {"blank": ids[0], "bool": ids[0], "number": ids[0], "text": ids[0],
+                                 "formula": ids[1]}
         buf = io.BytesIO()
         wb.save(buf)
         with zipfile.ZipFile(buf) as z:
@@ -300,7 +309,7 @@ class QuickSheet:
         last_col = get_column_letter(len(self.widths))
         rows: dict[int, list[str]] = {}
         for r, c, value, style in cells:
-            rows.setdefault(r, []).append(self._cell(f"{get_column_letter(c)}{r}", value, style))
+            rows.setdefault(r, []).append(_cell_xml(f"{get_column_letter(c)}{r}", value, self.styles[style]))
         heights = heights or {}
         data = "".join(f'<row r="{r}"' + (f' ht="{heights[r]}" customHeight="1"' if r in heights else "")
                        + f'>{"".join(xs)}</row>' for r, xs in rows.items())
@@ -316,7 +325,7 @@ class QuickSheet:
                  '<printOptions horizontalCentered="1"/>'
                  '<pageMargins left="0.75" right="0.75" top="1" bottom="1" header="0.5" footer="0.5"/>'
                  '<pageSetup orientation="landscape" paperSize="9" fitToHeight="0" fitToWidth="1"/>'
-                 '<headerFooter><oddFooter>&amp;C第 &amp;P 页，共 &amp;N 页</oddFooter></headerFooter></worksheet>')
+                 f'<headerFooter><oddFooter>{escape("&C" + PAGE_FOOTER)}</oddFooter></headerFooter></worksheet>')
         name = "'" + self.title.replace("'", "''") + "'"
         book = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook {_NS}><workbookPr/>'
                 '<bookViews><workbookView activeTab="0"/></bookViews>'
@@ -334,17 +343,3 @@ class QuickSheet:
             z.writestr(_WORKBOOK, book)
             z.writestr(_SHEET, sheet)
         return buf.getvalue()
-
-    def _cell(self, ref: str, value: Any, style: str) -> str:
-        """A cell as set_value would store it."""
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        if value is None or value == "":
-            return f'<c r="{ref}"{_s(self.style_ids[style, False])}/>'
-        if isinstance(value, bool):
-            return f'<c r="{ref}"{_s(self.style_ids[style, False])} t="b"><v>{int(value)}</v></c>'
-        if isinstance(value, numbers.Number):
-            return f'<c r="{ref}"{_s(self.style_ids[style, False])}><v>{value:.16g}</v></c>'
-        text = cell_text(str(value))
-        s = _s(self.style_ids[style, text.startswith(FORMULA_STARTS)])
-        return f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">{escape(text)}</t></is></c>'
