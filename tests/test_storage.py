@@ -1,6 +1,9 @@
 """The instance's SQLite event log (deploy/dagster.sqlite.yaml) stores and reads like Dagster's own."""
 
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 
 import dagster as dg
@@ -49,3 +52,36 @@ def test_engines_kept_are_bounded(instance):
     for _ in range(KEPT_ENGINES + 5):
         assert storage.get_logs_for_run(str(uuid.uuid4())) == []
     assert len(storage._engines) == KEPT_ENGINES
+
+
+def test_other_processes_write_while_connections_are_kept(instance, tmp_path):
+    """A kept connection holds no lock: a second process (as the UI's runs or the daemon) writes
+    to the same files meanwhile, and each sees the other's events."""
+    job = dg.Definitions(assets=[SPEC, reporter]).resolve_implicit_global_asset_job_def()
+    assert job.execute_in_process(instance=instance).success
+    assert instance.event_log_storage._engines  # connections kept open from here on
+    other = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(PROJECT_DIR)!r}); "
+         "from tests.test_storage import SPEC, reporter; import dagster as dg\n"
+         "with dg.DagsterInstance.get() as inst:\n"
+         "    job = dg.Definitions(assets=[SPEC, reporter]).resolve_implicit_global_asset_job_def()\n"
+         "    assert job.execute_in_process(instance=inst).success\n"
+         "    print(len(inst.fetch_materializations(SPEC.key, limit=100).records))"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "DAGSTER_HOME": str(tmp_path)})
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.split()[-1] == "6"  # its 3 and ours
+    assert len(instance.fetch_materializations(SPEC.key, limit=100).records) == 6
+    assert job.execute_in_process(instance=instance).success  # and we still write after it
+    assert len(instance.get_runs()) == 3
+
+
+def test_a_forked_child_opens_its_own_connections(instance):
+    storage = instance.event_log_storage
+    storage.get_logs_for_run(str(uuid.uuid4()))
+    parents = dict(storage._engines)
+    pid = os.fork()
+    if pid == 0:  # the child: a new engine for the same file, the parent's left alone
+        ok = storage.get_logs_for_run(next(iter(parents))) == [] and not set(storage._engines.values()) & set(parents.values())
+        os._exit(0 if ok else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert dict(storage._engines) == parents

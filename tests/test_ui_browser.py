@@ -134,6 +134,10 @@ def test_dropped_file_gets_a_receipt_and_shows_in_the_ui(live, chromium, tmp_pat
 
     from playwright.sync_api import expect, sync_playwright
 
+    # A page's data comes from several GraphQL queries; on a loaded machine they take longer
+    # than the assertions' own default of 5 s (actions get the same 60 s below).
+    expect.set_options(timeout=60_000)
+
     shots = tmp_path / "screenshots"
     with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
