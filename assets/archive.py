@@ -5,7 +5,7 @@ Layout under the root folder:
   archive/objects/ab/<sha256>     the exact bytes of every file ever received
   archive/received/<id>.json      one record per received file (name, time, sha256)
   store/processed/<id>.json       the outcome of a record; its presence means "done"
-  store/submissions/<id>.pkl      the parsed workbook, for later stages
+  store/submissions/<id>.pkl      the parsed workbook, when 回头看 or the survey needs it whole
   store/scoring/<id>.pkl          its scoring view (see intake)
   store/results/<year>/           the year's results
   receipts/<unit>/...             one receipt per received file

@@ -89,11 +89,18 @@ def _unit(results: YearResults, unit_code: str) -> pd.Series | None:
     return None if rows.empty else rows.iloc[0]
 
 
+def named_before(naming, naming_year, year: int) -> bool:
+    """Whether a submission of `year` that says it was named `naming` in `naming_year` is looked back at."""
+    try:
+        return naming in NAMED and int(naming_year) < year
+    except (TypeError, ValueError):  # no year, or not a number
+        return False
+
+
 def lookback_targets(current: YearResults) -> list[str]:
     """Units whose counting submission says they were named before this year."""
     u = current.units
-    year = pd.to_numeric(u["naming_year"], errors="coerce")
-    hit = u["naming"].isin(NAMED) & year.lt(current.year).fillna(False).astype(bool)
+    hit = [named_before(n, y, current.year) for n, y in zip(u["naming"], u["naming_year"])]
     return sorted(u.loc[hit, "unit_code"].astype(str))
 
 

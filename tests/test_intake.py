@@ -1,0 +1,42 @@
+"""What intake keeps for later stages, and how a later stage gets what was not kept."""
+from __future__ import annotations
+
+import pandas as pd
+
+from assets import archive, intake
+from assets.demo import submission_sheets, write_workbook
+from assets.indicators import load_indicators
+from assets.reading import read_workbook
+from assets.registry import load_registry
+from expectations.schema import load_schema
+
+CASES = next(t.name for t in load_schema().table_sheets if t.size_driver)
+
+
+def test_whole_workbook_kept_for_lookback_only_and_read_again_from_the_archive_otherwise(tmp_path):
+    paths = archive.Paths(tmp_path).ensure()
+    write_workbook(submission_sheets("630202", "乐都区", 2024, cases=25, seed=1, naming="省级示范", naming_year=2022),
+                   paths.inbox / "乐都区.xlsx")
+    write_workbook(submission_sheets("630203", "平安区", 2024, cases=25, seed=2), paths.inbox / "平安区.xlsx")
+    archive.take_ready_files(paths, archive.scan_inbox(paths.inbox, {})[1])
+    registry, system = load_registry(None), load_indicators()
+    outcomes = {o.unit_code: o for chunk in intake.process_pending(paths, registry, system) for o in chunk}
+    assert {o.status for o in outcomes.values()} == {"accepted"}
+
+    named, other = outcomes["630202"], outcomes["630203"]
+    assert (paths.submissions / f"{named.record_id}.pkl").exists()  # 回头看 samples its cases
+    assert not (paths.submissions / f"{other.record_id}.pkl").exists()
+
+    fresh = read_workbook(paths.object(other.sha256), other.original_name)
+    again = intake.load_parsed(paths, other)
+    assert again.cover == fresh.cover and again.tables.keys() == fresh.tables.keys()
+    for name, frame in fresh.tables.items():
+        pd.testing.assert_frame_equal(again.tables[name], frame)
+
+    # A stage that asks for the whole workbook gets it, case table included, from either source.
+    records = {r.unit_code: r for r in intake.submission_records(
+        paths, outcomes.values(), 2024, system, full=[named.record_id, other.record_id])}
+    assert {code: len(r.parsed.tables[CASES]) for code, r in records.items()} == {"630202": 25, "630203": 25}
+    # Scoring gets the slim view, without the case table, for both.
+    slim = {r.unit_code: r for r in intake.submission_records(paths, outcomes.values(), 2024, system)}
+    assert all(CASES not in r.parsed.tables and r.coverage for r in slim.values())
