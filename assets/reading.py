@@ -370,14 +370,18 @@ def _typed(values: np.ndarray, f: Field) -> np.ndarray:
 # --- what calamine does not tell: number formats and formulas -------------
 
 class _Formats:
-    """Percent-formatted cells and formulas without a cached value, per sheet.
+    """Percent-formatted cells, error cells and formulas without a cached value, per sheet:
+    calamine reads a percent as its fraction and the others as blank.
 
-    Coordinates are 0-based (row, column) in the sheet; formula cells are A1.
+    Coordinates are 0-based (row, column) in the sheet; error and formula cells are A1.
     """
 
     def __init__(self, path: Path, fmt: str):
         self.path, self.fmt = path, fmt
         self._xlsx: _XlsxParts | None = None
+        self._xls: dict[str, _Marks] | None = None
+        self._ods: dict[str, _Marks] = {}
+        self._ods_has_errors: bool | None = None
 
     @property
     def xlsx(self) -> _XlsxParts:
@@ -392,14 +396,40 @@ class _Formats:
     def percent_cells(self, sheet: str) -> set[tuple[int, int]]:
         if self.fmt in ("xlsx", "xlsm"):
             return self.xlsx.percent_cells(sheet)
-        if self.fmt == "xls":
-            return _xls_percent_cells(self.path, sheet)
-        if self.fmt == "ods":
-            return _ods_percent_cells(self.path, sheet)
-        return set()
+        return self._sheet_marks(sheet).percent
 
     def cells_without_value(self, sheet: str) -> list[tuple[str, str | None]]:
-        return self.xlsx.cells_without_value(sheet) if self.fmt in ("xlsx", "xlsm") else []
+        """(A1, error text, or None for a formula without a value)."""
+        if self.fmt in ("xlsx", "xlsm"):
+            return self.xlsx.cells_without_value(sheet)
+        if self.fmt == "ods":
+            if self._ods_has_errors is None:  # a byte search spares the XML parse of every sheet
+                with zipfile.ZipFile(self.path) as z:
+                    self._ods_has_errors = b'value-type="error"' in z.read("content.xml")
+            if not self._ods_has_errors:
+                return []
+        return self._sheet_marks(sheet).errors
+
+    def _sheet_marks(self, sheet: str) -> _Marks:
+        if self.fmt == "xls":  # xlrd reads the whole file anyway: every sheet at once
+            if self._xls is None:
+                self._xls = _xls_marks(self.path)
+            return self._xls.get(sheet) or _Marks()
+        if self.fmt == "ods":
+            if sheet not in self._ods:
+                self._ods[sheet] = _ods_marks(self.path, sheet)
+            return self._ods[sheet]
+        return _Marks()
+
+
+class _Marks:
+    def __init__(self):
+        self.percent: set[tuple[int, int]] = set()
+        self.errors: list[tuple[str, str | None]] = []
+
+
+def _a1(row: int, col: int) -> str:
+    return f"{get_column_letter(col + 1)}{row + 1}"
 
 
 def _local(tag: str) -> str:
@@ -508,24 +538,36 @@ def _may_hold_formulas_or_errors(xml: bytes) -> bool:
     return bool(((a[e - 1] == _QUOTE) & (a[e + 1] == _QUOTE)).any())
 
 
-def _xls_percent_cells(path: Path, sheet: str) -> set[tuple[int, int]]:
+def _xls_marks(path: Path) -> dict[str, _Marks]:
     import xlrd
 
     book = xlrd.open_workbook(str(path), formatting_info=True, on_demand=True)
     try:
-        ws = book.sheet_by_name(sheet)
         percent_xfs = {i for i, xf in enumerate(book.xf_list)
                        if "%" in getattr(book.format_map.get(xf.format_key), "format_str", "")}
-        return {(r, c) for r in range(ws.nrows) for c in range(ws.ncols)
-                if ws.cell_type(r, c) == xlrd.XL_CELL_NUMBER and ws.cell_xf_index(r, c) in percent_xfs}
+        out = {}
+        for name in book.sheet_names():
+            ws, marks = book.sheet_by_name(name), _Marks()
+            for r in range(ws.nrows):
+                for c, kind in enumerate(ws.row_types(r)):
+                    if kind == xlrd.XL_CELL_NUMBER and ws.cell_xf_index(r, c) in percent_xfs:
+                        marks.percent.add((r, c))
+                    elif kind == xlrd.XL_CELL_ERROR:
+                        marks.errors.append((_a1(r, c), xlrd.error_text_from_code.get(ws.cell_value(r, c), "#N/A")))
+            out[name] = marks
+            book.unload_sheet(name)
+        return out
     finally:
         book.release_resources()
 
 
-def _ods_percent_cells(path: Path, sheet: str) -> set[tuple[int, int]]:
-    out: set[tuple[int, int]] = set()
+def _ods_marks(path: Path, sheet: str) -> _Marks:
+    """One streaming pass over content.xml up to the end of `sheet`'s table. A cell's row and
+    column count repeated rows and cells; an error cell is one typed "error" by LibreOffice
+    (its office type says string)."""
+    marks = _Marks()
     with zipfile.ZipFile(path) as z, z.open("content.xml") as fh:
-        in_table, r, c, row_cells, rows_rep = False, 0, 0, [], 1
+        in_table, r, c, rows_rep, row_percent, row_errors = False, 0, 0, 1, [], []
         for event, el in iterparse(fh, events=("start", "end")):
             tag = _local(el.tag)
             if tag == "table":
@@ -540,17 +582,23 @@ def _ods_percent_cells(path: Path, sheet: str) -> set[tuple[int, int]]:
                 continue
             if tag == "table-row":
                 if event == "start":
-                    c, row_cells, rows_rep = 0, [], int(_attr(el, "number-rows-repeated") or 1)
+                    c, row_percent, row_errors, rows_rep = 0, [], [], int(_attr(el, "number-rows-repeated") or 1)
                 else:
-                    out.update((r + k, col) for k in range(rows_rep) for col in row_cells)
+                    # columns first: a blank row repeated a million times costs nothing
+                    marks.percent.update((r + k, col) for col in row_percent for k in range(rows_rep))
+                    marks.errors.extend((_a1(r + k, col), text) for col, text in row_errors for k in range(rows_rep))
                     r += rows_rep
                     el.clear()
-            elif tag in ("table-cell", "covered-table-cell") and event == "start":
+            elif tag in ("table-cell", "covered-table-cell") and event == "end":
                 repeat = int(_attr(el, "number-columns-repeated") or 1)
-                if _attr(el, "value-type") == "percentage":
-                    row_cells.extend(range(c, c + repeat))
+                types = {v for k, v in el.attrib.items() if _local(k) == "value-type"}
+                if "percentage" in types:
+                    row_percent.extend(range(c, c + repeat))
+                elif "error" in types:
+                    text = "".join(el.itertext()).strip() or "#N/A"
+                    row_errors.extend((col, text) for col in range(c, c + repeat))
                 c += repeat
-    return out
+    return marks
 
 
 def _attr(el, name: str) -> str | None:

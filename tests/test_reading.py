@@ -301,6 +301,24 @@ def test_error_cells_are_not_blank(tmp_path):
     assert (error.sheet, error.cell, error.value) == ("年度数据", "C2", "#DIV/0!")
 
 
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")
+def test_error_cells_saved_by_libreoffice_as_xls_and_ods_are_not_blank(tmp_path):
+    """calamine reads an error cell of an xls or ods file as blank; the reader must not."""
+    path = make(tmp_path, "xlsx")
+    wb = openpyxl.load_workbook(path)
+    wb["年度数据"]["C2"] = "=1/0"
+    wb["执法案件台账"]["K3"] = "=NA()"
+    wb.save(path)
+    for fmt, filt in (("xls", "xls:MS Excel 97"), ("ods", "ods")):
+        out = tmp_path / fmt
+        subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp_path}/profile", "--headless",
+                        "--convert-to", filt, "--outdir", str(out), str(path)],
+                       check=True, capture_output=True, timeout=180)
+        parsed = read(out / f"{path.stem}.{fmt}")
+        assert {(e.sheet, e.cell, e.value) for e in parsed.errors} == {
+            ("年度数据", "C2", "#DIV/0!"), ("执法案件台账", "K3", "#N/A")}, fmt
+
+
 def test_excel_boolean_in_a_number_column_is_unreadable(tmp_path):
     sheets = submission_sheets(cases=3)
     set_cell(sheets, "执法案件台账", "K2", True)
