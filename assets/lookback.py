@@ -21,7 +21,7 @@ from openpyxl.utils import column_index_from_string, get_column_letter
 from assets.model import SubmissionRecord, YearResults, display
 from assets.scoring import round_score
 from assets.workers import pool_size, process_pool, state
-from assets.xlsx import BORDER, DATE_FORMAT, SCORE_FORMAT, TITLE_FONT, WRAP, write_table
+from assets.xlsx import BORDER, DATE_FORMAT, SCORE_FORMAT, TITLE_FONT, WRAP, BulkRows, save_workbook, write_table
 from expectations.schema import load_schema
 
 _SCHEMA = load_schema()
@@ -298,11 +298,12 @@ def _overview(ws, unit_row: pd.Series, outcome: LookbackOutcome, current: YearRe
             value.number_format = SCORE_FORMAT
 
 
-def _indicator_sheet(ws, table: pd.DataFrame) -> None:
+def _indicator_sheet(ws, table: pd.DataFrame, bulk: list[BulkRows]) -> None:
     rows = ([r.indicator, r.name, r.points, round_score(r.base), round_score(r.score) if r.status != "待测评" else "待测评",
              round_score(r.change), "下降" if r.fell else ""] for r in table.itertuples())
     write_table(ws, ["指标编号", "指标名称", "分值", "基线得分", "本年得分", "变化", "下降标记"], rows,
-                widths={"指标名称": 36}, number_formats={k: SCORE_FORMAT for k in ("基线得分", "本年得分", "变化")})
+                widths={"指标名称": 36}, number_formats={k: SCORE_FORMAT for k in ("基线得分", "本年得分", "变化")},
+                bulk=bulk)
 
 
 def _problem(r, base_year: int | None) -> str:
@@ -351,7 +352,7 @@ def _rectification_sheet(ws, table: pd.DataFrame, base_year: int | None) -> None
     ws.protection.formatRows = False
 
 
-def _sample_sheet(ws, sample: pd.DataFrame, n_cases: int) -> None:
+def _sample_sheet(ws, sample: pd.DataFrame, n_cases: int, bulk: list[BulkRows]) -> None:
     ws.cell(row=1, column=1, value=SAMPLE_RULE).alignment = WRAP
     n_random = int((sample["抽取原因"] == RANDOM_REASON).sum()) if len(sample) else 0
     ws.cell(row=2, column=1, value=f"本单位报送案件{n_cases}件，应抽取{sample_size(n_cases)}件，实抽{len(sample)}件："
@@ -365,19 +366,21 @@ def _sample_sheet(ws, sample: pd.DataFrame, n_cases: int) -> None:
     rows = ([i, *(display(v) if isinstance(v, bool) else v for v in r[at[:-2]]), r[at[-2]], r[at[-1]]]
             for i, r in enumerate(sample.values, 1))
     write_table(ws, headers, rows, start_row=4, widths={"执法部门": 18, "抽取原因": 30, "来源": 40},
-                number_formats={"罚没金额（元）": "#,##0.00"})
+                number_formats={"罚没金额（元）": "#,##0.00"}, bulk=bulk)
 
 
-def _evidence_sheet(ws, unit_code: str, current: YearResults, record: SubmissionRecord) -> None:
+def _evidence_sheet(ws, unit_code: str, current: YearResults, record: SubmissionRecord,
+                    bulk: list[BulkRows]) -> None:
     evidence = record.parsed.tables.get(EVIDENCE_SHEET)
     have = set() if evidence is None else set(evidence[EVIDENCE_CODE].dropna().astype(str).str.strip())
     cur = current.indicators[current.indicators["unit_code"] == unit_code]
     missing = cur[~cur["indicator"].astype(str).isin(have)]
     rows = ([r.indicator, r.name, r.points, "未提交佐证材料，请现场核实并补充"] for r in missing.itertuples())
-    write_table(ws, ["指标编号", "指标名称", "分值", "核查意见"], rows, widths={"指标名称": 36, "核查意见": 40})
+    write_table(ws, ["指标编号", "指标名称", "分值", "核查意见"], rows, widths={"指标名称": 36, "核查意见": 40},
+                bulk=bulk)
 
 
-def _events_sheet(ws, record: SubmissionRecord) -> None:
+def _events_sheet(ws, record: SubmissionRecord, bulk: list[BulkRows]) -> None:
     events = record.parsed.tables.get(EVENTS_SHEET)
     if events is None:
         events = pd.DataFrame(columns=[*EVENT_HEADERS, "_row"])
@@ -389,7 +392,8 @@ def _events_sheet(ws, record: SubmissionRecord) -> None:
     rows = ([*r[at[:-2]], "是" if r[at[-2]] else "否（非一票否决类型）",
              f"{record.original_name}!{sheet}!{first}{int(r[at[-1]])}:{last}{int(r[at[-1]])}"]
             for r in events.values)
-    write_table(ws, [*EVENT_HEADERS, "一票否决", "来源"], rows, widths={"事件描述": 40, "认定文件": 24, "来源": 40})
+    write_table(ws, [*EVENT_HEADERS, "一票否决", "来源"], rows, widths={"事件描述": 40, "认定文件": 24, "来源": 40},
+                bulk=bulk)
 
 
 def write_lookback_package(out_dir: str | Path, unit_row: pd.Series, outcome: LookbackOutcome,
@@ -404,15 +408,17 @@ def write_lookback_package(out_dir: str | Path, unit_row: pd.Series, outcome: Lo
     ws = wb.active
     ws.title = SHEETS[0]
     _overview(ws, unit_row, outcome, current, baseline, record)
-    _indicator_sheet(wb.create_sheet(SHEETS[1]), table)
+    # The plain tables' rows go straight into the sheets' XML; the two sheets styled cell
+    # by cell afterwards (overview, rectification) keep openpyxl's cells.
+    bulk: list[BulkRows] = []
+    _indicator_sheet(wb.create_sheet(SHEETS[1]), table, bulk)
     _rectification_sheet(wb.create_sheet(SHEETS[2]), table, base_year)
-    _sample_sheet(wb.create_sheet(SHEETS[3]), sample, 0 if cases is None else len(cases))
-    _evidence_sheet(wb.create_sheet(SHEETS[4]), code, current, record)
-    _events_sheet(wb.create_sheet(SHEETS[5]), record)
+    _sample_sheet(wb.create_sheet(SHEETS[3]), sample, 0 if cases is None else len(cases), bulk)
+    _evidence_sheet(wb.create_sheet(SHEETS[4]), code, current, record, bulk)
+    _events_sheet(wb.create_sheet(SHEETS[5]), record, bulk)
     path = Path(out_dir) / package_name(unit_row["unit_name"], code)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
-    return path
+    return save_workbook(wb, path, bulk)
 
 
 def write_lookback_index(path: str | Path, rows: pd.DataFrame) -> Path:

@@ -85,9 +85,10 @@ def write_table(
     """Header row + data rows, frozen header, filter, borders, print setup.
 
     Column widths follow the content (within bounds; long text wraps) unless
-    given. Returns the last row written. With `bulk`, a table too long for
-    borders is not put into cells: its rows are appended to `bulk` for
-    `save_workbook` to write straight into the sheet's XML.
+    given. Returns the last row written. With `bulk`, the data rows are not put
+    into cells: they are appended to `bulk` for `save_workbook` to write straight
+    into the sheet's XML, styled as the cells would be (so a caller that styles
+    cells afterwards does not pass it).
     """
     for j, h in enumerate(headers, 1):
         c = ws.cell(row=start_row, column=j, value=h)
@@ -104,8 +105,9 @@ def write_table(
     # has a handful of distinct cell styles, so each is built once and copied.
     styles: dict[tuple, Any] = {}
     r = start_row
-    if bulk is not None and not bordered:
-        bulk.append(BulkRows(ws, start_row + 1, rows, _style_ids(ws, formats)))
+    if bulk is not None:
+        width = max([len(headers), *map(len, rows)])
+        bulk.append(BulkRows(ws, start_row + 1, rows, _column_styles(ws, width, formats, bordered, wrapped)))
         rows, r = [], start_row + len(rows)
     for r, row in enumerate(rows, start_row + 1):
         for j, v in enumerate(row, 1):
@@ -123,7 +125,7 @@ def write_table(
                 c.number_format = formats[j]
             styles[key] = copy(c._style)
     last_col = get_column_letter(max(len(headers), 1))
-    ws.freeze_panes = ws.cell(row=start_row + 1, column=1)
+    ws.freeze_panes = f"A{start_row + 1}"  # a string: a Cell here would be an empty cell in the first bulk row
     ws.auto_filter.ref = f"A{start_row}:{last_col}{max(r, start_row)}"
     for j, width in enumerate(col_widths, 1):
         ws.column_dimensions[get_column_letter(j)].width = width
@@ -166,9 +168,10 @@ def setup_print(ws: Worksheet, area: str, *, title_rows: str | None = None, land
     ws.oddFooter.center.text = PAGE_FOOTER
 
 
-# Past some 10,000 rows openpyxl's cell objects and their XML cost ~20 µs a
-# cell; a score workbook for 3,000 units has over 1.5 million. Such tables are
-# plain (no borders, no wrapping), so their rows are written as XML text.
+# openpyxl's cell objects and their XML cost ~20 µs a cell; a score workbook
+# for 3,000 units has over 1.5 million, and 300 回头看 packages some 430,000.
+# So a table's rows are written as XML text, each cell with the style its
+# column and kind of value would have had (past 10,000 rows, no borders).
 
 @dataclass
 class BulkRows:
@@ -176,32 +179,41 @@ class BulkRows:
     ws: Worksheet
     first_row: int
     rows: list[Sequence[Any]]
-    style_ids: dict[Any, int]  # "date", "formula", ("number", column) -> cellXfs index
+    styles: list[dict[str, int | None]]  # per column: kind of value -> cellXfs index, as _cell_xml takes
 
 
-def _style_ids(ws: Worksheet, formats: dict[int, str]) -> dict[Any, int]:
-    """The workbook's style index for each kind of value write_table styles."""
-    def style_id(value: Any, number_format: str | None = None) -> int:
-        probe = Cell(ws)  # detached: never written itself
-        set_value(probe, value)
-        if number_format:
-            probe.number_format = number_format
-        return ws.parent._cell_styles.add(probe._style)
+def _column_styles(ws: Worksheet, width: int, formats: dict[int, str], bordered: bool,
+                   wrapped: set[int]) -> list[dict[str, int | None]]:
+    """The workbook's style index for each column and kind of value, styled as write_table
+    styles its cells; an unstyled blank stays no cell at all."""
+    made: dict[tuple, int | None] = {}  # columns mostly share their styles: each is made once
 
-    ids = {"date": style_id(dt.date(2000, 1, 1)), "formula": style_id("=")}
-    ids.update({("number", j): style_id(0, f) for j, f in formats.items()})
-    return ids
+    def style_id(value: Any, wrap: bool, number_format: str | None) -> int | None:
+        kind = _kind(value)
+        key = (kind, wrap, number_format if kind == "number" else None)
+        if key not in made:
+            probe = Cell(ws)  # detached: never written itself
+            set_value(probe, value)
+            if bordered:
+                probe.border = BORDER
+            if wrap:
+                probe.alignment = WRAP
+            if key[2]:
+                probe.number_format = number_format
+            made[key] = ws.parent._cell_styles.add(probe._style) if probe.has_style else None
+        return made[key]
+
+    samples = {"blank": None, "bool": True, "number": 0, "date": dt.date(2000, 1, 1), "text": "x", "formula": "="}
+    return [{kind: style_id(v, j in wrapped, formats.get(j)) for kind, v in samples.items()}
+            for j in range(1, width + 1)]
 
 
 def _rows_xml(block: BulkRows) -> Iterable[str]:
     """<row> elements with the values as set_value would store them."""
-    ids = block.style_ids
     width = max((len(r) for r in block.rows), default=0)
     letters = [get_column_letter(j) for j in range(1, 1 + width)]
-    styles = [{"number": ids.get(("number", j)), "date": ids["date"], "formula": ids["formula"]}
-              for j in range(1, 1 + width)]
     for r, row in enumerate(block.rows, block.first_row):
-        yield f'<row r="{r}">{"".join(_cell_xml(f"{letters[j]}{r}", v, styles[j]) for j, v in enumerate(row))}</row>'
+        yield f'<row r="{r}">{"".join(_cell_xml(f"{letters[j]}{r}", v, block.styles[j]) for j, v in enumerate(row))}</row>'
 
 
 def _cell_xml(ref: str, value: Any, styles: dict[str, int | None]) -> str:

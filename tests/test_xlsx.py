@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import zipfile
 
 import numpy as np
 import pytest
@@ -73,3 +75,38 @@ def test_bulk_rows_read_by_calamine(pair):
     assert len(sheet) == n + 1
     assert sheet[1][:3] == ["630202", "乐都区", 12.5]
     assert sheet[2][1] == "平安<区>&"
+
+
+def test_short_bordered_table_through_the_xml_path_is_styled_as_cells(tmp_path):
+    """Every table given `bulk` takes the XML path: borders, wrapped columns, number formats and
+    the quote prefix come out as openpyxl's own cells would have them."""
+    def sheet(bulk: list | None):
+        wb = Workbook()
+        ws = wb.active
+        ws.title = "明细"
+        table = rows(7) + [["630225", "很长的单位名称" * 8, 1.0, None, None, "x"]]  # 名称 wraps
+        last = write_table(ws, HEADERS, table, number_formats={"得分": "0.00"}, widths={"名称": 10}, bulk=bulk)
+        assert last == len(table) + 1
+        path = tmp_path / f"{'bulk' if bulk is not None else 'cells'}.xlsx"
+        save_workbook(wb, path, bulk or ())
+        return load_workbook(path)["明细"]
+
+    bulk: list = []
+    a, b = sheet(None), sheet(bulk)
+    assert len(bulk) == 1 and a.dimensions == b.dimensions
+    def look(c):
+        sides = [c.border.left, c.border.right, c.border.top, c.border.bottom]
+        return (c.value, c.number_format if c.value is not None else "(a blank shows no number)",
+                c.quotePrefix, c.alignment.wrap_text,
+                [(s.style, s.color.rgb if s.color else None) for s in sides])
+
+    styled = 0
+    for ra, rb in zip(a.iter_rows(min_row=2), b.iter_rows(min_row=2)):
+        for ca, cb in zip(ra, rb):
+            assert look(cb) == look(ca), ca.coordinate
+            styled += cb.border.left.style == "thin"
+    assert styled == 8 * len(HEADERS)  # blanks too
+    with zipfile.ZipFile(tmp_path / "bulk.xlsx") as z:  # each row once, in order, as Excel requires
+        numbers = [int(n) for n in re.findall(rb'<row r="(\d+)"', z.read("xl/worksheets/sheet1.xml"))]
+    assert numbers == list(range(1, 10))
+    assert b["B3"].alignment.wrap_text and not b["A3"].alignment.wrap_text
