@@ -110,10 +110,6 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _iso(t: dt.datetime) -> str:
-    return t.isoformat(timespec="microseconds")
-
-
 def archive_file(path: Path, paths: Paths, received_at: str) -> Received:
     """Store the exact bytes by sha256, record the arrival, then remove the file from the inbox."""
     st = path.stat()
@@ -165,7 +161,7 @@ def take_ready_files(paths: Paths, previous: dict[str, list[int]], *, limit: int
     # given out first, a microsecond apart, so that arrival order stays the inbox's order
     # (the first of two identical files is the original, the second a duplicate).
     start = dt.datetime.now(dt.timezone.utc)
-    arrivals = [_iso(start + dt.timedelta(microseconds=i)) for i in range(len(ready))]
+    arrivals = [(start + dt.timedelta(microseconds=i)).isoformat(timespec="microseconds") for i in range(len(ready))]
     with ThreadPoolExecutor(ARCHIVE_THREADS) as pool:
         done = list(pool.map(_archive_or_error, ready, itertools.repeat(paths), arrivals))
     taken = [r for r in done if isinstance(r, Received)]

@@ -434,8 +434,7 @@ def write_lookback_index(path: str | Path, rows: pd.DataFrame) -> Path:
         row[0].alignment = WRAP
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
-    return path
+    return save_workbook(wb, path)
 
 
 def _named_only(results: YearResults, codes: list[str]) -> YearResults:

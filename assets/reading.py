@@ -8,6 +8,8 @@ validation suites' job, so blanks stay None and enum text stays text.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import io
 import logging
 import re
 import unicodedata
@@ -378,20 +380,24 @@ class _Formats:
 
     def __init__(self, path: Path, fmt: str):
         self.path, self.fmt = path, fmt
-        self._xlsx: _XlsxParts | None = None
-        self._xls: dict[str, _Marks] | None = None
         self._ods: dict[str, _Marks] = {}
-        self._ods_has_errors: bool | None = None
 
-    @property
+    @functools.cached_property
     def xlsx(self) -> _XlsxParts:
-        if self._xlsx is None:
-            self._xlsx = _XlsxParts(self.path)
-        return self._xlsx
+        return _XlsxParts(self.path)
+
+    @functools.cached_property
+    def _xls(self) -> dict[str, _Marks]:
+        return _xls_marks(self.path)  # xlrd reads the whole file anyway: every sheet at once
+
+    @functools.cached_property
+    def _ods_content(self) -> bytes:
+        with zipfile.ZipFile(self.path) as z:
+            return z.read("content.xml")
 
     def close(self) -> None:
-        if self._xlsx is not None:
-            self._xlsx.zip.close()
+        if "xlsx" in self.__dict__:  # opened
+            self.xlsx.zip.close()
 
     def percent_cells(self, sheet: str) -> set[tuple[int, int]]:
         if self.fmt in ("xlsx", "xlsm"):
@@ -402,22 +408,16 @@ class _Formats:
         """(A1, error text, or None for a formula without a value)."""
         if self.fmt in ("xlsx", "xlsm"):
             return self.xlsx.cells_without_value(sheet)
-        if self.fmt == "ods":
-            if self._ods_has_errors is None:  # a byte search spares the XML parse of every sheet
-                with zipfile.ZipFile(self.path) as z:
-                    self._ods_has_errors = b'value-type="error"' in z.read("content.xml")
-            if not self._ods_has_errors:
-                return []
+        if self.fmt == "ods" and b'value-type="error"' not in self._ods_content:  # spares the XML parse
+            return []
         return self._sheet_marks(sheet).errors
 
     def _sheet_marks(self, sheet: str) -> _Marks:
-        if self.fmt == "xls":  # xlrd reads the whole file anyway: every sheet at once
-            if self._xls is None:
-                self._xls = _xls_marks(self.path)
+        if self.fmt == "xls":
             return self._xls.get(sheet) or _Marks()
         if self.fmt == "ods":
             if sheet not in self._ods:
-                self._ods[sheet] = _ods_marks(self.path, sheet)
+                self._ods[sheet] = _ods_marks(self._ods_content, sheet)
             return self._ods[sheet]
         return _Marks()
 
@@ -561,12 +561,12 @@ def _xls_marks(path: Path) -> dict[str, _Marks]:
         book.release_resources()
 
 
-def _ods_marks(path: Path, sheet: str) -> _Marks:
+def _ods_marks(content: bytes, sheet: str) -> _Marks:
     """One streaming pass over content.xml up to the end of `sheet`'s table. A cell's row and
     column count repeated rows and cells; an error cell is one typed "error" by LibreOffice
     (its office type says string)."""
     marks = _Marks()
-    with zipfile.ZipFile(path) as z, z.open("content.xml") as fh:
+    with io.BytesIO(content) as fh:
         in_table, r, c, rows_rep, row_percent, row_errors = False, 0, 0, 1, [], []
         for event, el in iterparse(fh, events=("start", "end")):
             tag = _local(el.tag)

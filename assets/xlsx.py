@@ -210,8 +210,7 @@ def _column_styles(ws: Worksheet, width: int, formats: dict[int, str], bordered:
 
 def _rows_xml(block: BulkRows) -> Iterable[str]:
     """<row> elements with the values as set_value would store them."""
-    width = max((len(r) for r in block.rows), default=0)
-    letters = [get_column_letter(j) for j in range(1, 1 + width)]
+    letters = [get_column_letter(j) for j in range(1, 1 + len(block.styles))]
     for r, row in enumerate(block.rows, block.first_row):
         yield f'<row r="{r}">{"".join(_cell_xml(f"{letters[j]}{r}", v, block.styles[j]) for j, v in enumerate(row))}</row>'
 

@@ -87,7 +87,7 @@ def _report(context: dg.AssetExecutionContext, outcomes: list[intake.Outcome], r
             known: set[str], paths: Paths) -> None:
     """One materialisation per submission partition, and its check result.
 
-    Every Dagster event costs database writes (~5–10 ms on SQLite), so a chunk
+    Every Dagster event costs database writes (~4–7 ms on SQLite), so a chunk
     of a national bulk load records a check evaluation only for rejected files;
     accepted ones carry the verdict in their materialisation.
     """

@@ -1,15 +1,29 @@
 """Test helpers on top of assets/demo.py: valid workbooks and the ways they go wrong."""
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
 import zipfile
 from pathlib import Path
 
+import pytest
 from openpyxl.utils.cell import coordinate_to_tuple
 
 from assets.demo import submission_sheets, write_workbook
 
 FORMATS = ["xlsx", "xlsm", "xls", "ods"]
+
+needs_libreoffice = pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")
+
+
+def saved_by_libreoffice(out: Path, filt: str, *files: Path) -> Path:
+    """`files` opened and saved by LibreOffice as `filt` ("xls:MS Excel 97", "ods", …) into
+    the folder `out`, with a LibreOffice profile of their own beside it."""
+    subprocess.run(["soffice", f"-env:UserInstallation=file://{out.parent}/profile", "--headless",
+                    "--convert-to", filt, "--outdir", str(out), *map(str, files)],
+                   check=True, capture_output=True, timeout=180)
+    return out
 
 
 def make(tmp_path: Path, fmt: str = "xlsx", sheets: dict | None = None, name: str | None = None,

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
-import subprocess
 import zipfile
 
 import openpyxl
@@ -12,7 +10,8 @@ import pytest
 
 from assets.demo import Cell, satisfaction_sheets, submission_sheets, write_workbook
 from assets.reading import read_workbook
-from factory import FORMATS, add_cached_values, make, patch_xlsx, reorder, set_cell, sheet_part, shift
+from factory import (FORMATS, add_cached_values, make, needs_libreoffice, patch_xlsx, reorder, saved_by_libreoffice,
+                     set_cell, sheet_part, shift)
 
 D = dt.date
 YES = {"是": True, "否": False}
@@ -273,18 +272,14 @@ def test_large_case_table(tmp_path):
     assert len(parsed.tables["执法案件台账"]) == 12000
 
 
-@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")
+@needs_libreoffice
 def test_libreoffice_conversions_read_the_same(tmp_path):
     sheets = submission_sheets(cases=25, seed=7)
     set_cell(sheets, "年度数据", "C9", 0.95)
     src = make(tmp_path, "xlsx", sheets)
     want = read(src)
     for fmt, filt in (("xls", "xls:MS Excel 97"), ("ods", "ods")):
-        out = tmp_path / fmt
-        subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp_path}/profile", "--headless",
-                        "--convert-to", filt, "--outdir", str(out), str(src)],
-                       check=True, capture_output=True, timeout=180)
-        got = read(out / f"{src.stem}.{fmt}")
+        got = read(saved_by_libreoffice(tmp_path / fmt, filt, src) / f"{src.stem}.{fmt}")
         assert got.problems == []
         assert got.cover == want.cover
         assert rounded(got.items) == rounded(want.items)
@@ -301,7 +296,7 @@ def test_error_cells_are_not_blank(tmp_path):
     assert (error.sheet, error.cell, error.value) == ("年度数据", "C2", "#DIV/0!")
 
 
-@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")
+@needs_libreoffice
 def test_error_cells_saved_by_libreoffice_as_xls_and_ods_are_not_blank(tmp_path):
     """calamine reads an error cell of an xls or ods file as blank; the reader must not."""
     path = make(tmp_path, "xlsx")
@@ -310,11 +305,7 @@ def test_error_cells_saved_by_libreoffice_as_xls_and_ods_are_not_blank(tmp_path)
     wb["执法案件台账"]["K3"] = "=NA()"
     wb.save(path)
     for fmt, filt in (("xls", "xls:MS Excel 97"), ("ods", "ods")):
-        out = tmp_path / fmt
-        subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp_path}/profile", "--headless",
-                        "--convert-to", filt, "--outdir", str(out), str(path)],
-                       check=True, capture_output=True, timeout=180)
-        parsed = read(out / f"{path.stem}.{fmt}")
+        parsed = read(saved_by_libreoffice(tmp_path / fmt, filt, path) / f"{path.stem}.{fmt}")
         assert {(e.sheet, e.cell, e.value) for e in parsed.errors} == {
             ("年度数据", "C2", "#DIV/0!"), ("执法案件台账", "K3", "#N/A")}, fmt
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import csv
-import shutil
-import subprocess
 
 import pytest
 from openpyxl import load_workbook
@@ -12,6 +10,7 @@ from openpyxl.utils import range_boundaries
 from assets.registry import load_registry
 from assets.template import write_template
 from expectations.schema import load_schema
+from factory import needs_libreoffice, saved_by_libreoffice
 
 SCHEMA = load_schema()
 # Lists and names typed from SPEC §2–§3, not taken from the code under test.
@@ -202,13 +201,10 @@ def test_registry_of_3000_units(tmp_path):
     assert codes[:2] == ["000001", "000002"] and len(codes) == 3000  # leading zeros kept as text
 
 
-@pytest.mark.skipif(not shutil.which("soffice"), reason="LibreOffice not installed")
+@needs_libreoffice
 def test_libreoffice_round_trip(tmp_path):
     src = write_template(tmp_path / "模板.xlsx", instructions=INDICATOR_ROWS)
-    out = tmp_path / "out"
-    subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp_path}/profile", "--headless",
-                    "--convert-to", "xlsx", "--outdir", str(out), str(src)],
-                   check=True, capture_output=True, timeout=120)
+    out = saved_by_libreoffice(tmp_path / "out", "xlsx", src)
     wb = load_workbook(out / "模板.xlsx")
     assert [ws.title for ws in wb if ws.sheet_state == "visible"] == ["填报说明", *SPEC_SHEETS]
     assert dropdown(wb, wb["封面"], "B2") == SPEC_UNITS
@@ -276,7 +272,7 @@ def test_filled_template_passes_validation(tmp_path):
     assert [p for p in _checked(path) if p.severity == "error"] == []
 
 
-@pytest.mark.skipif(not shutil.which("soffice"), reason="LibreOffice not installed")
+@needs_libreoffice
 @pytest.mark.parametrize("fmt", ["xlsx", "ods", "xls"])
 def test_template_filled_and_saved_by_libreoffice_is_accepted_or_rejected_by_cell(tmp_path, fmt):
     from assets.demo import submission_sheets
@@ -286,10 +282,7 @@ def test_template_filled_and_saved_by_libreoffice_is_accepted_or_rejected_by_cel
     sheets = submission_sheets(cases=20, seed=4)
     next(r for r in sheets["年度数据"] if r[0] == "D20")[2] = 10**6  # more mediated than received (D19)
     bad = fill(blank, sheets, tmp_path / "bad.xlsx")
-    out = tmp_path / "saved"
-    subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp_path}/profile", "--headless",
-                    "--convert-to", fmt, "--outdir", str(out), str(good), str(bad)],
-                   check=True, capture_output=True, timeout=180)
+    out = saved_by_libreoffice(tmp_path / "saved", fmt, good, bad)
     assert [p for p in _checked(out / f"good.{fmt}") if p.severity == "error"] == []
     errors = [p for p in _checked(out / f"bad.{fmt}") if p.severity == "error"]
     d20 = 2 + [r[0] for r in sheets["年度数据"][1:]].index("D20")  # its row in the template
