@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import pickle
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from assets.archive import Paths, Received, received_records, write_atomic
 from assets.datadocs import write_datadocs, write_submission_report
 from assets.lookback import named_before
-from assets.model import ParsedWorkbook, Problem, SubmissionRecord
+from assets.model import ParsedWorkbook, PickledFrames, Problem, SubmissionRecord
 from assets.reading import read_workbook
 from assets.receipts import write_receipt
 from assets.registry import Registry
@@ -305,7 +305,7 @@ def _save_scoring_view(paths: Paths, record_id: str, parsed: ParsedWorkbook, cov
                        rows: list[dict] | None, keys: tuple[str, str], schema: Schema) -> None:
     big = {s.name for s in schema.table_sheets if s.size_driver}
     kept = {k: v for k, v in parsed.tables.items() if k not in big} if coverage is not None else {}
-    slim = replace(parsed, tables=kept)
+    slim = replace(parsed, tables=PickledFrames(kept))
     folder = paths.root / "store" / "scoring"
     folder.mkdir(exist_ok=True)
     write_atomic(folder / f"{record_id}.pkl",
@@ -367,17 +367,15 @@ def load_parsed(paths: Paths, o: Outcome) -> ParsedWorkbook:
         return read_workbook(paths.object(o.sha256), o.original_name)
 
 
-def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int, system=None,
-                       full: Iterable[str] = ()) -> list[SubmissionRecord]:
+def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int,
+                       system=None) -> list[SubmissionRecord]:
     """Every accepted or rejected submission of a year.
 
     Records come with their scoring view (no case table, coverage counted)
     when it matches `system`'s coverage rules, and with their indicator rows
-    when these were scored under the same indicator system; those in `full`
-    (record ids), or without a matching view, come with the whole parsed
-    workbook.
+    when these were scored under the same indicator system; without `system`,
+    or without a matching view, they come with the whole parsed workbook.
     """
-    full = set(full)
     key, rows_key = _view_keys(system) if system is not None else (None, None)
     records = []
     for o in outcomes:
@@ -385,7 +383,7 @@ def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int, sys
             continue
         parsed, coverage, scored = None, None, None
         view = paths.root / "store" / "scoring" / f"{o.record_id}.pkl"
-        if o.record_id not in full and key is not None and view.exists():
+        if key is not None and view.exists():
             with open(view, "rb") as fh:
                 view_key, coverage, parsed, *rows = pickle.load(fh)  # views written before rows: no rows
             if view_key != key and o.status == "accepted":
@@ -399,6 +397,12 @@ def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int, sys
             parsed=parsed or load_parsed(paths, o), errors=o.errors, warnings=o.warnings,
             coverage=coverage, scored=scored))
     return records
+
+
+def whole_record(paths: Paths, outcomes: Mapping[str, Outcome], record_id: str) -> SubmissionRecord:
+    """One submission with its whole parsed workbook."""
+    o = outcomes[record_id]
+    return submission_records(paths, [o], o.year)[0]
 
 
 def satisfaction_results(paths: Paths, outcomes: Iterable[Outcome], schema: Schema,

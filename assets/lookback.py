@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from copy import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -459,16 +460,19 @@ class _Year:
     """What every package of the year reads, split by unit; a worker builds it once."""
 
     def __init__(self, current: YearResults, baselines: dict[int, YearResults], codes: list[str],
-                 out_dir: Path, core_categories: list[str], thresholds: dict):
+                 record_of: Callable[[str], SubmissionRecord], out_dir: Path, core_categories: list[str],
+                 thresholds: dict):
         self.year = current.year
         self.current = _by_unit(current, codes)
         self.baselines = {y: _by_unit(b, codes) for y, b in baselines.items()}
-        self.out_dir, self.core_categories, self.thresholds = out_dir, core_categories, thresholds
+        self.record_of, self.out_dir = record_of, out_dir
+        self.core_categories, self.thresholds = core_categories, thresholds
 
-    def package(self, code: str, record: SubmissionRecord) -> list:
+    def package(self, code: str, submission_id: str) -> list:
         """Writes the unit's package; returns its row of the index."""
         current = self.current[code]
         unit = _unit(current, code)
+        record = self.record_of(submission_id)
         parsed = record.parsed
         baseline = self.baselines.get(int(unit["naming_year"]), {}).get(code)
         outcome = assess(code, current, baseline, self.core_categories,
@@ -489,11 +493,11 @@ class _Year:
 MIN_POOL_PACKAGES = 16  # below this, starting workers costs more than it saves
 
 
-def _worker_package(job: tuple[str, SubmissionRecord]) -> list:
+def _worker_package(job: tuple[str, str]) -> list:
     return state().package(*job)
 
 
-def _write_packages(year_args: tuple, jobs: list[tuple[str, SubmissionRecord]]) -> list[list]:
+def _write_packages(year_args: tuple, jobs: list[tuple[str, str]]) -> list[list]:
     """Index rows in job order; on every core when there are enough packages."""
     n = pool_size(len(jobs), MIN_POOL_PACKAGES)
     if n == 1:
@@ -508,20 +512,23 @@ def _write_packages(year_args: tuple, jobs: list[tuple[str, SubmissionRecord]]) 
 
 
 def build_lookback_packages(current: YearResults, baselines: dict[int, YearResults],
-                            records: dict[str, SubmissionRecord], out_dir: str | Path,
+                            record_of: Callable[[str], SubmissionRecord], out_dir: str | Path,
                             core_categories: list[str], **thresholds) -> pd.DataFrame:
     """Every package of the year plus the index; packages of units no longer named are removed.
 
-    `thresholds` are passed to `assess` (min_total, min_share, max_fall).
+    `record_of(submission_id)` gives a submission with its whole parsed workbook (the case
+    sample needs its case table); with worker processes each worker loads its own units'
+    records, which would otherwise be loaded here and sent over. `thresholds` are passed to
+    `assess` (min_total, min_share, max_fall).
     """
     out_dir = Path(out_dir)
     codes = lookback_targets(current)
     named = _named_only(current, codes)
     first = named.units.drop_duplicates("unit_code")
     submission = dict(zip(first["unit_code"], first["submission_id"]))
-    jobs = [(code, records[submission[code]]) for code in codes]
+    jobs = [(code, submission[code]) for code in codes]
     # only the named units' rows cross to the workers, once per worker
-    year_args = (named, {y: _named_only(b, codes) for y, b in baselines.items()}, codes, out_dir,
+    year_args = (named, {y: _named_only(b, codes) for y, b in baselines.items()}, codes, record_of, out_dir,
                  core_categories, thresholds)
     rows = _write_packages(year_args, jobs)
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)

@@ -1,13 +1,14 @@
 """Year results and exports, rebuilt only for the years whose inputs changed."""
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
 import pandas as pd
 
 from assets.archive import Paths
-from assets.intake import Outcome, all_outcomes, satisfaction_results, submission_records
+from assets.intake import Outcome, all_outcomes, satisfaction_results, submission_records, whole_record
 from assets.lookback import build_lookback_packages, lookback_targets
 from assets.model import YearResults
 from assets.registry import Registry
@@ -116,10 +117,8 @@ def publish_lookback(paths: Paths, system) -> pd.DataFrame:
         current = load_year_results(stored[year])
         baselines = {y: load_year_results(d) for y, d in stored.items() if y < year}
         named = set(current.units.submission_id[current.units.unit_code.isin(lookback_targets(current))])
-        # only the named units' workbooks are loaded whole: the case sample needs their case tables
-        records = {r.submission_id: r for r in submission_records(
-            paths, [o for o in outcomes if o.record_id in named], year, full=named)}
-        rows.append(build_lookback_packages(current, baselines, records, paths.exports / str(year) / "回头看",
+        record_of = functools.partial(whole_record, paths, {o.record_id: o for o in outcomes if o.record_id in named})
+        rows.append(build_lookback_packages(current, baselines, record_of, paths.exports / str(year) / "回头看",
                                             list(system.recommendation.categories)))
         _stamp(paths, year, ".lookback", fp)
     return pd.concat(rows) if rows else pd.DataFrame()

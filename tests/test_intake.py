@@ -34,9 +34,14 @@ def test_whole_workbook_kept_for_lookback_only_and_read_again_from_the_archive_o
         pd.testing.assert_frame_equal(again.tables[name], frame)
 
     # A stage that asks for the whole workbook gets it, case table included, from either source.
-    records = {r.unit_code: r for r in intake.submission_records(
-        paths, outcomes.values(), 2024, system, full=[named.record_id, other.record_id])}
+    by_id = {o.record_id: o for o in outcomes.values()}
+    records = {o.unit_code: intake.whole_record(paths, by_id, o.record_id) for o in outcomes.values()}
     assert {code: len(r.parsed.tables[CASES]) for code, r in records.items()} == {"630202": 25, "630203": 25}
     # Scoring gets the slim view, without the case table, for both.
     slim = {r.unit_code: r for r in intake.submission_records(paths, outcomes.values(), 2024, system)}
     assert all(CASES not in r.parsed.tables and r.coverage for r in slim.values())
+    # Its other tables, stored one pickle each, read back equal to a fresh read.
+    view = slim["630203"].parsed.tables
+    assert sorted(view) == sorted(k for k in fresh.tables if k != CASES) and len(view) == len(fresh.tables) - 1
+    for name in view:
+        pd.testing.assert_frame_equal(view[name], fresh.tables[name])

@@ -303,7 +303,7 @@ def test_build_packages_writes_index_and_drops_stale_packages(tmp_path):
     records = {f"sub-{c}": record(c, n, cases({"局": 30}, {"corrected": 1}))
                for c, n in [("630202", "乐都区"), ("630203", "平安区"), ("630222", "民和回族土族自治县")]}
     (tmp_path / "旧单位回头看检查包.xlsx").write_bytes(b"old")
-    index = lb.build_lookback_packages(cur, {2022: base}, records, tmp_path, CORE)
+    index = lb.build_lookback_packages(cur, {2022: base}, records.__getitem__, tmp_path, CORE)
     assert index["单位代码"].tolist() == ["630202", "630203"]
     # 乐都区: 950 now, 1000 at naming -> fell 50; 平安区: 700 < 800, no 2023 baseline.
     assert index["结论"].tolist() == ["重点关注", "限期整改"]
