@@ -121,7 +121,7 @@ def _categories(wb: Workbook, results: YearResults, system: IndicatorSystem, uni
 def _details(wb: Workbook, results: YearResults, units: pd.DataFrame, bulk: list[BulkRows]) -> None:
     ws = wb.create_sheet("三级明细")
     _title(ws, f"海东市{results.year}年三级指标得分明细")
-    names = units.set_index("unit_code")["unit_name"]
+    names = dict(zip(units["unit_code"], units["unit_name"]))
     order = {code: i for i, code in enumerate(units["unit_code"])}
     ind = results.indicators.assign(_order=results.indicators["unit_code"].map(order))
     ind = ind.sort_values("_order", kind="stable")

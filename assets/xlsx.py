@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import math
 import numbers
 import re
@@ -219,18 +220,35 @@ def _cell_xml(ref: str, value: Any, styles: dict[str, int | None]) -> str:
     """One <c> with the value as set_value would store it. `styles` gives the cell style for each
     kind of value (blank, bool, number, date, text, formula); a blank without one is no cell at
     all, as openpyxl writes it; a date without one is written as its text."""
+    kind = type(value)  # text and plain numbers first: isinstance against numbers.* is slow
+    if kind is str:
+        return _text_xml(ref, value, styles) if value else _blank_xml(ref, styles)
+    if kind is float or kind is int:
+        return _number_xml(ref, value, styles) if math.isfinite(value) else _blank_xml(ref, styles)
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
         value = None  # NaN is a blank cell; openpyxl writes no value either
-    if value is None or (isinstance(value, str) and not value):
-        blank = styles.get("blank")
-        return "" if blank is None else f'<c r="{ref}"{_s(blank)}/>'
+    if value is None:
+        return _blank_xml(ref, styles)
     if isinstance(value, bool):
         return f'<c r="{ref}"{_s(styles.get("bool"))} t="b"><v>{int(value)}</v></c>'
     if isinstance(value, numbers.Number):
-        return f'<c r="{ref}"{_s(styles.get("number"))}><v>{value:.16g}</v></c>'  # openpyxl's precision
+        return _number_xml(ref, value, styles)
     if isinstance(value, (dt.date, dt.datetime)) and "date" in styles:
         return f'<c r="{ref}"{_s(styles["date"])}><v>{to_excel(value)}</v></c>'
-    text = cell_text(str(value))
+    return _text_xml(ref, str(value), styles)
+
+
+def _blank_xml(ref: str, styles: dict[str, int | None]) -> str:
+    blank = styles.get("blank")
+    return "" if blank is None else f'<c r="{ref}"{_s(blank)}/>'
+
+
+def _number_xml(ref: str, value: Any, styles: dict[str, int | None]) -> str:
+    return f'<c r="{ref}"{_s(styles.get("number"))}><v>{value:.16g}</v></c>'  # openpyxl's precision
+
+
+def _text_xml(ref: str, value: str, styles: dict[str, int | None]) -> str:
+    text = cell_text(value)
     style = styles.get("formula" if text.startswith(FORMULA_STARTS) else "text")
     return f'<c r="{ref}"{_s(style)} t="inlineStr"><is><t xml:space="preserve">{escape(text)}</t></is></c>'
 
@@ -265,8 +283,9 @@ def _splice(path: Path, bulk: Sequence[BulkRows]) -> None:
                           head, count=1)
             with dst.open(item.filename, "w", force_zip64=True) as out:
                 out.write(head.encode("utf-8"))
-                for row in _rows_xml(block):
-                    out.write(row.encode("utf-8"))
+                rows = _rows_xml(block)
+                while piece := "".join(itertools.islice(rows, 1000)):  # a write per row costs a compress call
+                    out.write(piece.encode("utf-8"))
                 out.write(("</sheetData>" + tail).encode("utf-8"))
     spliced.replace(path)
 
