@@ -66,10 +66,14 @@ def set_value(cell, value: Any) -> None:
 BORDERED_ROWS = 10_000  # past this, per-cell borders cost more than they help on screen
 
 
+_WIDE = re.compile("[\u2e81-\U0010ffff]")  # CJK and beyond: two units wide
+
+
 def text_width(value: Any) -> float:
     """Approximate Excel column width of a value (a CJK character is two units)."""
     text = f"{value:,.2f}" if isinstance(value, float) else str(value) if value is not None else ""
-    return sum(2 if ord(ch) > 0x2E80 else 1.1 for ch in text)
+    wide = len(_WIDE.findall(text))
+    return 2 * wide + 1.1 * (len(text) - wide)
 
 
 def write_table(
@@ -91,10 +95,17 @@ def write_table(
     into the sheet's XML, styled as the cells would be (so a caller that styles
     cells afterwards does not pass it).
     """
+    # Setting a style on a cell hashes the style objects every time; a table
+    # has a handful of distinct cell styles, so each is built once and copied.
+    header_style = None
     for j, h in enumerate(headers, 1):
         c = ws.cell(row=start_row, column=j, value=h)
+        if header_style is not None:
+            c._style = copy(header_style)
+            continue
         c.font, c.fill, c.border = HEADER_FONT, HEADER_FILL, BORDER
         c.alignment = HEADER_ALIGNMENT
+        header_style = c._style
     ws.row_dimensions[start_row].height = 32
     formats = {headers.index(k) + 1: v for k, v in (number_formats or {}).items() if k in headers}
     rows = list(rows)
@@ -102,8 +113,6 @@ def write_table(
     bordered = len(rows) <= BORDERED_ROWS
     # text wider than its column wraps rather than running over its neighbours (tables meant for reading)
     wrapped = {j for j, (w, need) in enumerate(zip(col_widths, wanted), 1) if need > w and bordered}
-    # Setting a style on a cell hashes the style objects every time; a table
-    # has a handful of distinct cell styles, so each is built once and copied.
     styles: dict[tuple, Any] = {}
     r = start_row
     if bulk is not None:
