@@ -117,6 +117,7 @@ def publish_lookback(paths: Paths, system) -> pd.DataFrame:
         current = load_year_results(stored[year])
         baselines = {y: load_year_results(d) for y, d in stored.items() if y < year}
         named = set(current.units.submission_id[current.units.unit_code.isin(lookback_targets(current))])
+        # each of the named units' workbooks is loaded whole where its package is written
         record_of = functools.partial(whole_record, paths, {o.record_id: o for o in outcomes if o.record_id in named})
         rows.append(build_lookback_packages(current, baselines, record_of, paths.exports / str(year) / "回头看",
                                             list(system.recommendation.categories)))
