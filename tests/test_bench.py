@@ -119,3 +119,19 @@ def test_bench_writes_the_results_table(tmp_path):
     assert report["pipeline_vs_floor"] == pipeline["wall_s"] / floor["wall_s"]
     # Every stage the stopwatch wraps still exists in the pipeline.
     assert report["stages"]["missing"] == []
+
+
+def test_bench_scaling_repeats_each_size_and_counts_the_fastest(tmp_path):
+    results = tmp_path / "results.md"
+    fazhi("bench", "--units", "4", "--cases", "5", "--naive-sample", "1", "--no-stages", "--out", str(tmp_path / "out"),
+          "--scaling", "3,4", "--repeat", "2", "--results", str(results))
+    report = json.loads(results.with_suffix(".json").read_text(encoding="utf-8"))
+    assert [s["units"] for s in report["scaling"]] == [3, 4] and report["repeat"] == 2
+    for s in report["scaling"]:
+        assert len(s["pipeline_runs_s"]) == len(s["floor_runs_s"]) == 2
+        assert s["pipeline_s_per_file"] == min(s["pipeline_runs_s"]) / s["files"]
+        assert s["floor_s_per_file"] == min(s["floor_runs_s"]) / s["files"]
+    main = report["scaling"][1]  # the main size's own run is one of its two
+    assert report["runs"][1]["wall_s"] in main["pipeline_runs_s"]
+    table = results.read_text(encoding="utf-8")
+    assert "每个规模测 2 次取最快" in table and "各次本管道墙钟 s" in table
