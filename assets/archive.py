@@ -23,10 +23,12 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 DONE_SUFFIX = ".done"
 CHUNK = 1 << 20
@@ -101,13 +103,25 @@ def _tmp_name(name: str) -> str:
     return f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file written under a temporary name, synced, then renamed to `path`, so that a reader
+    never sees half of it; when the writing fails, the temporary file is removed."""
     tmp = path.with_name(_tmp_name(path.name))
-    with open(tmp, "wb") as fh:
+    try:
+        with open(tmp, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone already once renamed
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """`data` as the whole of `path` (see atomic_file)."""
+    with atomic_file(path) as fh:
         fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def archive_file(path: Path, paths: Paths, received_at: str) -> Received:
@@ -125,16 +139,13 @@ def archive_file(path: Path, paths: Paths, received_at: str) -> Received:
     obj = paths.object(sha)
     if not obj.exists():
         obj.parent.mkdir(parents=True, exist_ok=True)
-        tmp = obj.with_name(_tmp_name(sha))
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
+        copied = hashlib.sha256()
+        with open(path, "rb") as src, atomic_file(obj) as dst:
             while chunk := src.read(CHUNK):
                 dst.write(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
-        if hashlib.sha256(tmp.read_bytes()).hexdigest() != sha:  # changed while copying
-            tmp.unlink()
-            raise OSError(f"{path.name} changed while being archived")
-        os.replace(tmp, obj)
+                copied.update(chunk)
+            if copied.hexdigest() != sha:
+                raise OSError(f"{path.name} changed while being archived")
     if record_path.exists():
         received = Received(**json.loads(record_path.read_text(encoding="utf-8")))
     else:

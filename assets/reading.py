@@ -201,7 +201,12 @@ class _Grid:
     left: int
 
     def a1(self, r: int, c: int) -> str:
-        return f"{get_column_letter(self.left + c + 1)}{self.top + r + 1}"
+        return _a1(self.top + r, self.left + c)
+
+
+def _a1(row: int, col: int) -> str:
+    """A1 reference of a 0-based (row, column) of the sheet."""
+    return f"{get_column_letter(col + 1)}{row + 1}"
 
 
 class _Reader:
@@ -426,10 +431,6 @@ class _Marks:
     def __init__(self):
         self.percent: set[tuple[int, int]] = set()
         self.errors: list[tuple[str, str | None]] = []
-
-
-def _a1(row: int, col: int) -> str:
-    return f"{get_column_letter(col + 1)}{row + 1}"
 
 
 def _local(tag: str) -> str:

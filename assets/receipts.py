@@ -9,13 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
-import tempfile
 import unicodedata
 from pathlib import Path
 
 from openpyxl.styles import Font
 
+from assets.archive import write_atomic
 from assets.model import BEIJING, TIME_FORMAT, display
 from assets.xlsx import (BORDER, HEADER_ALIGNMENT, HEADER_FILL, HEADER_FONT, TITLE_FONT, WRAP, QuickSheet,
                          table_widths)
@@ -47,8 +46,8 @@ def write_receipt(receipt: dict, receipts_dir: str | Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     base = _free_base(folder, receipt)
     json_path, xlsx_path = folder / f"{base}.json", folder / f"{base}.xlsx"
-    _write_atomic(xlsx_path, _xlsx(receipt))
-    _write_atomic(json_path, json.dumps(receipt, ensure_ascii=False, indent=2, default=display).encode("utf-8"))
+    write_atomic(xlsx_path, _xlsx(receipt))
+    write_atomic(json_path, json.dumps(receipt, ensure_ascii=False, indent=2, default=display).encode("utf-8"))
     return json_path, xlsx_path
 
 
@@ -131,19 +130,6 @@ def _free_base(folder: Path, receipt: dict) -> str:
         if (old.get("sha256"), old.get("received_at"), old.get("original_name")) == identity:
             return base
         n += 1
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _unit_text(receipt: dict) -> str:

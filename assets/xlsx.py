@@ -113,27 +113,19 @@ def write_table(
     bordered = len(rows) <= BORDERED_ROWS
     # text wider than its column wraps rather than running over its neighbours (tables meant for reading)
     wrapped = {j for j, (w, need) in enumerate(zip(col_widths, wanted), 1) if need > w and bordered}
-    styles: dict[tuple, Any] = {}
+    styles = _column_styles(ws, max([len(headers), *map(len, rows)]), formats, bordered, wrapped)
     r = start_row
     if bulk is not None:
-        width = max([len(headers), *map(len, rows)])
-        bulk.append(BulkRows(ws, start_row + 1, rows, _column_styles(ws, width, formats, bordered, wrapped)))
+        bulk.append(BulkRows(ws, start_row + 1, rows, styles))
         rows, r = [], start_row + len(rows)
+    made = ws.parent._cell_styles
     for r, row in enumerate(rows, start_row + 1):
         for j, v in enumerate(row, 1):
             c = ws.cell(row=r, column=j)
             set_value(c, v)
-            key = (j, _kind(v))
-            if key in styles:
-                c._style = copy(styles[key])
-                continue
-            if bordered:
-                c.border = BORDER
-            if j in wrapped:
-                c.alignment = WRAP
-            if j in formats and key[1] == "number":
-                c.number_format = formats[j]
-            styles[key] = copy(c._style)
+            style = styles[j - 1][_kind(c.value)]
+            if style is not None:
+                c._style = copy(made[style])
     last_col = get_column_letter(max(len(headers), 1))
     ws.freeze_panes = f"A{start_row + 1}"  # a string: a Cell here would be an empty cell in the first bulk row
     ws.auto_filter.ref = f"A{start_row}:{last_col}{max(r, start_row)}"
@@ -156,13 +148,18 @@ def table_widths(headers: Sequence[str], rows: list[Sequence[Any]],
 
 
 def _kind(value: Any) -> str:
+    """Which of its column's cell styles a value takes, as set_value stores it (see _column_styles)."""
+    if value is None or (isinstance(value, str) and not value):
+        return "blank"
+    if isinstance(value, bool):
+        return "bool"
     if isinstance(value, (dt.date, dt.datetime)):
         return "date"
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "formula"
-    if isinstance(value, numbers.Number) and not isinstance(value, bool):  # numpy's too
+    if isinstance(value, str):
+        return "formula" if value.startswith(FORMULA_STARTS) else "text"
+    if isinstance(value, numbers.Number):  # numpy's too
         return "number"
-    return "other"
+    return "text"
 
 
 def setup_print(ws: Worksheet, area: str, *, title_rows: str | None = None, landscape: bool = True) -> None:
@@ -194,8 +191,9 @@ class BulkRows:
 
 def _column_styles(ws: Worksheet, width: int, formats: dict[int, str], bordered: bool,
                    wrapped: set[int]) -> list[dict[str, int | None]]:
-    """The workbook's style index for each column and kind of value, styled as write_table
-    styles its cells; an unstyled blank stays no cell at all."""
+    """The workbook's style index (None: no style) for each column and kind of value (see _kind):
+    borders, wrapping and number formats. write_table's cells and bulk rows both take them;
+    in bulk rows an unstyled blank is no cell at all."""
     made: dict[tuple, int | None] = {}  # columns mostly share their styles: each is made once
 
     def style_id(value: Any, wrap: bool, number_format: str | None) -> int | None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from assets import archive
 
 
@@ -38,3 +40,14 @@ def test_files_taken_together_each_get_a_record_and_identical_bytes_one_object(t
     objects = [p for p in paths.objects.rglob("*") if p.is_file()]
     assert len(objects) == len(set(contents.values()))
     assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_an_atomic_write_that_fails_leaves_neither_the_file_nor_its_temporary(tmp_path):
+    target = tmp_path / "record.json"
+    with pytest.raises(RuntimeError):
+        with archive.atomic_file(target) as fh:
+            fh.write(b"half of it")
+            raise RuntimeError("disk gone")
+    assert list(tmp_path.iterdir()) == []
+    archive.write_atomic(target, b"whole")
+    assert target.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [target]
