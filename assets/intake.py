@@ -26,7 +26,7 @@ from assets.reading import read_workbook
 from assets.receipts import write_receipt
 from assets.registry import Registry
 from assets.scoring import NAMING, NAMING_YEAR, coverage_counts, pending_rows, preview_total, scoring_key
-from assets.workers import INTAKE_MODULES, pool_size, process_pool, state
+from assets.workers import INTAKE_MODULES, pool_size, process_pool, release_free_memory, state
 from expectations.schema import Schema, load_schema
 
 if TYPE_CHECKING:
@@ -194,12 +194,20 @@ def _start_checking(paths: Paths, chunk: list[Received], claimed: set[str], work
     return fresh, copies, workers.check(paths.root, fresh)
 
 
+TRIM_EVERY = 10  # files read between two releases of freed memory: 0.3 ms per file, 1.7 ms if after each
+
+
 def check_files(root: Path, recs: list[Received], registry: Registry, system, schema: Schema) -> list[Outcome]:
     """Read a batch of archived files, check them as one batch, store what later stages need, write
     the receipts; the outcomes (with their receipt paths) are left for the caller to record."""
     paths = Paths(root)
-    parsed = {r.record_id: read_workbook(paths.object(r.sha256), r.original_name) for r in recs}
+    parsed = {}
+    for i, r in enumerate(recs, 1):
+        parsed[r.record_id] = read_workbook(paths.object(r.sha256), r.original_name)
+        if i % TRIM_EVERY == 0:
+            release_free_memory()
     problems, report = check_batch(parsed, registry, system, schema)
+    release_free_memory()
     datadocs = (write_datadocs(report.gx_results, paths.receipts / "_datadocs" / recs[0].record_id)
                 if report.gx_results else None)
     judged = [_judge(r, parsed[r.record_id], problems[r.record_id], registry, schema) for r in recs]

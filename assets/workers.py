@@ -1,6 +1,8 @@
 """Worker processes for the stages that use both cores (intake, 回头看 packages)."""
 from __future__ import annotations
 
+import ctypes
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -55,3 +57,23 @@ def _start(factory: Callable, args: tuple) -> None:
 def state() -> Any:
     """In a worker: what its pool's factory built."""
     return _state
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing).
+
+    Reading a workbook frees most of what it allocates, but the allocator keeps those pages,
+    scattered between the tables that stay: a worker held 0.93 MB per file read instead of
+    0.37 MB. Peak memory, not speed, is what limits how many files a chunk can hold.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
