@@ -13,7 +13,7 @@ import yaml
 from assets.indicators import DEFAULT_INDICATORS_FILE, IndicatorConfigError, load_indicators
 from assets.model import ParsedWorkbook, Problem, SubmissionRecord
 from assets.registry import load_registry
-from assets.scoring import (compute_year_results, load_year_results, pending_rows, preview_total, round_score,
+from assets.scoring import (compute_year_results, coverage_counts, load_year_results, pending_rows, preview_total, round_score,
                             save_year_results, score_submission)
 from expectations.schema import load_schema
 
@@ -276,6 +276,21 @@ def test_coverage_among_subsets():
     assert row(rec, "E6")["score"] == 30
     assert row(rec, "E7")["value"] == "3/4 (75.00%)"
     assert row(rec, "D4")["value"] == "0/1 (0.00%)" and row(rec, "D4")["score"] == 0
+
+
+def test_coverage_counts_of_many_records_match_each_alone():
+    """Counted together (rows stacked), records with a missing sheet or column and float or
+    string columns count as they do one at a time."""
+    cases = table("执法案件台账", [case("1", 是否公示=False), case("2", closed=None), case("3")])
+    cases["罚没金额（元）"] = cases["罚没金额（元）"].astype(float)
+    records = [make_record(tables={"执法案件台账": cases}).parsed,
+               make_record(tables={"执法案件台账": cases.drop(columns=["是否公示"])}).parsed,
+               make_record().parsed]
+    del records[2].tables["规范性文件"]
+    together = coverage_counts(records, SYSTEM)
+    assert together == [coverage_counts([r], SYSTEM)[0] for r in records]
+    assert together[0]["E5"] == (1, 2) and together[1]["E5"] == (0, 2)
+    assert together[2]["C1"] == (0, 0)
 
 
 def test_coverage_with_no_qualifying_row_is_not_applicable():
