@@ -351,6 +351,38 @@ def test_only_the_bad_submission_of_three():
     assert report.per_submission["a"]["年度数据"] == 0
 
 
+def test_configurations_built_once_per_run_change_nothing(monkeypatch):
+    """Each expectation's configuration is built once per validation run: the report, GX's results
+    included, is the one GX gives when it builds them on every read, and outside a run they are
+    built afresh (a changed expectation shows its change)."""
+    import great_expectations.expectations as gxe
+
+    import assets.validation as validation
+
+    def books():
+        good, bad = baseline(cases=5), baseline(cases=5, unit=("630203", "平安区"))
+        bad.items["D20"] = 11.0
+        set_cell(bad, "执法案件台账", "执法领域", 4, "不在清单")
+        set_cell(bad, "规范性文件", "文号", 3, None)
+        return {"a": good, "b": bad}
+
+    def report():
+        r = validate_batch(books(), REGISTRY, CODES)
+        results = {k: v.describe_dict() for k, v in r.gx_results.items()}
+        return r.problems, r.checks, results
+
+    assert isinstance(gxe.Expectation.__dict__["configuration"], property)
+    once = report()
+    monkeypatch.setattr(gxe.Expectation, "configuration", validation._BUILD_CONFIGURATION)
+    assert report() == once
+    assert len(once[0]["b"]) == 3 and once[0]["a"] == []
+    monkeypatch.undo()
+    expectation = gxe.ExpectColumnValuesToNotBeNull(column="x", meta={"rule": 1})
+    assert expectation.configuration.kwargs["column"] == "x"
+    expectation.column = "y"
+    assert expectation.configuration.kwargs["column"] == "y"
+
+
 def test_unreadable_cells_are_not_reported_again():
     p = baseline()
     p.items["D03"] = None
