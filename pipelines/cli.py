@@ -55,7 +55,11 @@ def process(root: Path, units: str | None) -> int:
     # Dagster's step-by-step log stays in the instance (and the UI); the terminal gets warnings only.
     quiet = {"execution": {"config": {"in_process": {}}},
              "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+    job = defs.resolve_job_def(PIPELINE_JOB)
+    # What is loaded by now (Dagster, pandas, the definitions) lives as long as the process: keep it
+    # out of the collections the run triggers, each of which would walk all of it again.
+    gc.freeze()
+    result = job.execute_in_process(
         run_config=quiet, instance=instance, raise_on_error=False)
     new = [o for o in intake.all_outcomes(paths) if o.record_id not in before]
     counts = Counter(o.status for o in new)
