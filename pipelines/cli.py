@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--naive-sample", type=int, default=30, help="朴素脚本实际运行的文件数（按每文件耗时外推）")
     b.add_argument("--out", default=str(PROJECT_DIR / "benchmarks" / "out"), help="数据缓存和运行目录")
     b.add_argument("--scaling", default="", help="另测这些单位数下的每文件耗时，如 300,1000,3000")
-    b.add_argument("--repeat", type=int, default=1, help="--scaling 的每个规模测几次（取最快一次，各次均列出）")
+    b.add_argument("--repeat", type=int, default=1, help="主规模和 --scaling 的每个规模各测几次（下限和管道各取最快一次，各次均列出）")
     b.add_argument("--latency", action="store_true", help="启动 dagster dev，测放入文件到回执的时间")
     b.add_argument("--no-stages", action="store_true", help="不做分阶段计时运行")
     b.add_argument("--results", default=str(PROJECT_DIR / "benchmarks" / "results.md"),

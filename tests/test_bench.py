@@ -121,7 +121,7 @@ def test_bench_writes_the_results_table(tmp_path):
     assert report["stages"]["missing"] == []
 
 
-def test_bench_scaling_repeats_each_size_and_counts_the_fastest(tmp_path):
+def test_bench_repeats_each_size_and_counts_the_fastest(tmp_path):
     results = tmp_path / "results.md"
     fazhi("bench", "--units", "4", "--cases", "5", "--naive-sample", "1", "--no-stages", "--out", str(tmp_path / "out"),
           "--scaling", "3,4", "--repeat", "2", "--results", str(results))
@@ -131,7 +131,10 @@ def test_bench_scaling_repeats_each_size_and_counts_the_fastest(tmp_path):
         assert len(s["pipeline_runs_s"]) == len(s["floor_runs_s"]) == 2
         assert s["pipeline_s_per_file"] == min(s["pipeline_runs_s"]) / s["files"]
         assert s["floor_s_per_file"] == min(s["floor_runs_s"]) / s["files"]
-    main = report["scaling"][1]  # the main size's own run is one of its two
-    assert report["runs"][1]["wall_s"] in main["pipeline_runs_s"]
+    main = report["scaling"][1]  # the main size's own two runs are its two
+    assert main["pipeline_runs_s"] == report["pipeline_runs_s"] and main["floor_runs_s"] == report["floor_runs_s"]
+    floor, pipeline, _ = report["runs"]
+    assert pipeline["wall_s"] == min(report["pipeline_runs_s"]) and floor["wall_s"] == min(report["floor_runs_s"])
+    assert report["pipeline_vs_floor"] == pipeline["wall_s"] / floor["wall_s"]
     table = results.read_text(encoding="utf-8")
-    assert "每个规模测 2 次取最快" in table and "各次本管道墙钟 s" in table
+    assert "每个规模测 2 次取最快" in table and "各次本管道墙钟 s" in table and "下限和本管道各测 2 次" in table
