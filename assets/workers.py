@@ -63,8 +63,8 @@ def release_free_memory() -> None:
     """Hand the C heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing).
 
     Reading a workbook frees most of what it allocates, but the allocator keeps those pages,
-    scattered between the tables that stay: a worker held 0.93 MB per file read instead of
-    0.37 MB. Peak memory, not speed, is what limits how many files a chunk can hold.
+    scattered between the tables that stay: a worker held 0.93 MB per file read, and 0.44 MB
+    when the pages go back every 10 files (0.37 MB after every file, at 1.7 ms a time).
     """
     trim = _malloc_trim()
     if trim is not None:
