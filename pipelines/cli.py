@@ -57,7 +57,8 @@ def process(root: Path, units: str | None) -> int:
              "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     job = defs.resolve_job_def(PIPELINE_JOB)
     # What is loaded by now (Dagster, pandas, the definitions) lives as long as the process: keep it
-    # out of the collections the run triggers, each of which would walk all of it again.
+    # out of the collections the run triggers, each of which would walk all of it again, and out of
+    # the last one at exit (which took most of a second).
     gc.freeze()
     result = job.execute_in_process(
         run_config=quiet, instance=instance, raise_on_error=False)
@@ -161,11 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         return bench(args)
     if args.command == "process":
-        code = process(Path(args.root), args.units)
-        # All is written and synced by now. Leave the heap (Great Expectations, pandas, Dagster)
-        # out of the interpreter's last collection at exit, which took most of a second.
-        gc.freeze()
-        return code
+        return process(Path(args.root), args.units)
     return template(Path(args.out), args.units)
 
 
