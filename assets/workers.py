@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -52,6 +53,10 @@ def _forkserver(preload: list[str]):
 def _start(factory: Callable, args: tuple) -> None:
     global _state
     _state = factory(*args)
+    # Modules (Great Expectations above all) and the state live as long as the worker: out of the
+    # full collections, each of which walked all of them again (200 files checked: 1.0 ms of full
+    # collections per file, 0.45 ms frozen).
+    gc.freeze()
 
 
 def state() -> Any:

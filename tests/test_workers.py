@@ -1,9 +1,10 @@
-"""Worker helpers: freed memory goes back to the system."""
+"""Worker helpers: freed memory goes back to the system; what workers load stays out of collections."""
+import gc
 import os
 
 import pytest
 
-from assets.workers import _malloc_trim, release_free_memory
+from assets.workers import _malloc_trim, process_pool, release_free_memory, state
 
 
 def _rss_mb() -> float:
@@ -25,3 +26,17 @@ def test_release_free_memory_returns_pages_kept_between_live_objects():
     assert freed > before - 50, "the allocator kept the freed pages (the case this helper is for)"
     assert after < freed - 100, f"{freed:.0f} MB before release, {after:.0f} MB after"
     assert len(kept) == 12_500
+
+
+def _frozen_with_state() -> tuple[int, object]:
+    return gc.get_freeze_count(), state()
+
+
+def test_workers_freeze_what_they_loaded_with_their_state():
+    pool = process_pool(1, ["assets.workers"], dict, ({"built": True},))
+    try:
+        frozen, built = pool.submit(_frozen_with_state).result(timeout=120)
+    finally:
+        pool.shutdown()
+    assert built == {"built": True}
+    assert frozen > 10_000, f"only {frozen} objects frozen: full collections walk every module again"
