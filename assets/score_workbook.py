@@ -16,8 +16,8 @@ from openpyxl.utils import get_column_letter
 from assets.indicators import IndicatorSystem
 from assets.model import YearResults
 from assets.scoring import PENDING, round_score
-from assets.xlsx import (BORDER, HEADER_FILL, HEADER_FONT, SCORE_FORMAT, TITLE_FONT, WRAP, BulkRows, save_workbook,
-                         set_value, setup_print, write_table)
+from assets.xlsx import (BORDER, HEADER_FILL, HEADER_FONT, SCORE_FORMAT, TITLE_FONT, BulkRows, save_workbook,
+                         setup_print, write_cells, write_table)
 
 OVERVIEW_HEADERS = ["排名", "单位代码", "单位名称", "总分", "等次", "可推荐示范", "状态"]
 DETAIL_HEADERS = ["单位代码", "单位名称", "指标编号", "指标名称", "数值", "目标", "分值", "得分", "说明", "来源"]
@@ -56,7 +56,8 @@ def _ordered_units(results: YearResults) -> pd.DataFrame:
     return u.sort_values(["_rank", "total", "unit_code"], ascending=[True, False, True]).drop(columns="_rank")
 
 
-def _overview(wb: Workbook, results: YearResults, system: IndicatorSystem, units: pd.DataFrame) -> None:
+def _overview(wb: Workbook, results: YearResults, system: IndicatorSystem, units: pd.DataFrame,
+              bulk: list[BulkRows]) -> None:
     ws = wb.active
     ws.title = "总览"
     _title(ws, f"海东市{results.year}年法治政府建设示范创建评分总览")
@@ -70,7 +71,7 @@ def _overview(wb: Workbook, results: YearResults, system: IndicatorSystem, units
             for u in units.itertuples()]
     formats = {h: SCORE_FORMAT for h in ["总分", *cat_headers, "满意度得分"]}
     last = write_table(ws, headers, rows, number_formats=formats,
-                       widths={"单位名称": 22, "可推荐示范": 26, "未推荐原因": 36, "计分文件": 30})
+                       widths={"单位名称": 22, "可推荐示范": 26, "未推荐原因": 36, "计分文件": 30}, bulk=bulk)
     if not rows:
         return
     grade_range = f"E2:E{last}"
@@ -136,20 +137,17 @@ def _details(wb: Workbook, results: YearResults, units: pd.DataFrame, bulk: list
                                                                  fill=DEDUCTION_FILL))
 
 
-def _quality(wb: Workbook, results: YearResults) -> None:
+def _quality(wb: Workbook, results: YearResults, bulk: list[BulkRows]) -> None:
     ws = wb.create_sheet("数据质量")
     _title(ws, f"海东市{results.year}年报送文件校验情况")
     headers = ["文件名", "单位代码", "单位名称", "填报日期", "接收时间", "状态", "错误数", "提示数", "问题摘要", "SHA-256"]
     rows = [[s.original_name, s.unit_code, s.unit_name, s.filled_on, s.received_at, s.status, s.errors,
              s.warnings, s.problems, s.sha256] for s in results.submissions.itertuples()]
     last = write_table(ws, headers, rows, widths={"文件名": 30, "单位名称": 20, "接收时间": 22,
-                                                  "问题摘要": 50, "SHA-256": 24})
+                                                  "问题摘要": 50, "SHA-256": 24}, wrap=["问题摘要"], bulk=bulk)
     if rows:
         ws.conditional_formatting.add(f"A2:J{last}", FormulaRule(formula=['$F2="退回"'], fill=DEDUCTION_FILL))
         ws.conditional_formatting.add(f"A2:J{last}", FormulaRule(formula=['$F2="已被替代"'], fill=MUTED_FILL))
-    for row in ws.iter_rows(min_row=2, min_col=9, max_col=9):
-        for c in row:
-            c.alignment = WRAP
 
 
 def _block(ws, row: int, title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
@@ -158,11 +156,7 @@ def _block(ws, row: int, title: str, headers: Sequence[str], rows: Sequence[Sequ
     for j, h in enumerate(headers, 1):
         c = ws.cell(row=row + 1, column=j, value=h)
         c.font, c.fill, c.border = HEADER_FONT, HEADER_FILL, BORDER
-    for i, values in enumerate(rows, row + 2):
-        for j, v in enumerate(values, 1):
-            c = ws.cell(row=i, column=j)
-            set_value(c, v)
-            c.border, c.alignment = BORDER, WRAP
+    write_cells(ws, row + 2, rows)
     return row + len(rows) + 3
 
 
@@ -213,9 +207,9 @@ def write_score_workbook(results: YearResults, system: IndicatorSystem, path: st
     units = _ordered_units(results)
     wb = Workbook()
     bulk: list[BulkRows] = []
-    _overview(wb, results, system, units)
+    _overview(wb, results, system, units, bulk)
     _categories(wb, results, system, units, bulk)
     _details(wb, results, units, bulk)
-    _quality(wb, results)
+    _quality(wb, results, bulk)
     _method(wb, results, system, input_files)
     return save_workbook(wb, path, bulk)

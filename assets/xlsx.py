@@ -85,12 +85,13 @@ def write_table(
     widths: dict[str, float] | None = None,
     number_formats: dict[str, str] | None = None,
     landscape: bool = True,
+    wrap: Sequence[str] = (),
     bulk: list[BulkRows] | None = None,
 ) -> int:
     """Header row + data rows, frozen header, filter, borders, print setup.
 
     Column widths follow the content (within bounds; long text wraps) unless
-    given. Returns the last row written. With `bulk`, the data rows are not put
+    given; the `wrap` columns always wrap. Returns the last row written. With `bulk`, the data rows are not put
     into cells: they are appended to `bulk` for `save_workbook` to write straight
     into the sheet's XML, styled as the cells would be (so a caller that styles
     cells afterwards does not pass it).
@@ -112,20 +113,14 @@ def write_table(
     col_widths, wanted = table_widths(headers, rows, widths or {})
     bordered = len(rows) <= BORDERED_ROWS
     # text wider than its column wraps rather than running over its neighbours (tables meant for reading)
-    wrapped = {j for j, (w, need) in enumerate(zip(col_widths, wanted), 1) if need > w and bordered}
+    wrapped = {j for j, (h, w, need) in enumerate(zip(headers, col_widths, wanted), 1)
+               if (need > w and bordered) or h in wrap}
     styles = _column_styles(ws, max([len(headers), *map(len, rows)]), formats, bordered, wrapped)
-    r = start_row
     if bulk is not None:
         bulk.append(BulkRows(ws, start_row + 1, rows, styles))
-        rows, r = [], start_row + len(rows)
-    made = ws.parent._cell_styles
-    for r, row in enumerate(rows, start_row + 1):
-        for j, v in enumerate(row, 1):
-            c = ws.cell(row=r, column=j)
-            set_value(c, v)
-            style = styles[j - 1][_kind(c.value)]
-            if style is not None:
-                c._style = copy(made[style])
+    else:
+        _put_cells(ws, start_row + 1, rows, styles)
+    r = start_row + len(rows)
     last_col = get_column_letter(max(len(headers), 1))
     ws.freeze_panes = f"A{start_row + 1}"  # a string: a Cell here would be an empty cell in the first bulk row
     ws.auto_filter.ref = f"A{start_row}:{last_col}{max(r, start_row)}"
@@ -134,6 +129,25 @@ def write_table(
     setup_print(ws, f"A1:{last_col}{max(r, start_row)}", title_rows=f"{start_row}:{start_row}",
                 landscape=landscape)
     return r
+
+
+def _put_cells(ws: Worksheet, first_row: int, rows: Sequence[Sequence[Any]],
+               styles: list[dict[str, int | None]]) -> None:
+    """Rows into cells from `first_row` on, each cell styled as its column and kind of value say."""
+    made = ws.parent._cell_styles
+    for r, row in enumerate(rows, first_row):
+        for j, v in enumerate(row, 1):
+            c = ws.cell(row=r, column=j)
+            set_value(c, v)
+            style = styles[j - 1][_kind(c.value)]
+            if style is not None:
+                c._style = copy(made[style])
+
+
+def write_cells(ws: Worksheet, first_row: int, rows: Sequence[Sequence[Any]]) -> None:
+    """Rows of a small table below a header of the caller's, bordered and wrapped."""
+    width = max(map(len, rows), default=0)
+    _put_cells(ws, first_row, rows, _column_styles(ws, width, {}, True, set(range(1, width + 1))))
 
 
 def table_widths(headers: Sequence[str], rows: list[Sequence[Any]],

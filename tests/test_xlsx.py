@@ -78,14 +78,15 @@ def test_bulk_rows_read_by_calamine(pair):
 
 
 def test_short_bordered_table_through_the_xml_path_is_styled_as_cells(tmp_path):
-    """Every table given `bulk` takes the XML path: borders, wrapped columns, number formats and
-    the quote prefix come out as openpyxl's own cells would have them."""
+    """Every table given `bulk` takes the XML path: borders, wrapped columns (too wide, or asked
+    for), number formats and the quote prefix come out as openpyxl's own cells would have them."""
     def sheet(bulk: list | None):
         wb = Workbook()
         ws = wb.active
         ws.title = "明细"
         table = rows(7) + [["630225", "很长的单位名称" * 8, 1.0, None, None, "x"]]  # 名称 wraps
-        last = write_table(ws, HEADERS, table, number_formats={"得分": "0.00"}, widths={"名称": 10}, bulk=bulk)
+        last = write_table(ws, HEADERS, table, number_formats={"得分": "0.00"}, widths={"名称": 10},
+                           wrap=["备注"], bulk=bulk)
         assert last == len(table) + 1
         path = tmp_path / f"{'bulk' if bulk is not None else 'cells'}.xlsx"
         save_workbook(wb, path, bulk or ())
@@ -110,3 +111,4 @@ def test_short_bordered_table_through_the_xml_path_is_styled_as_cells(tmp_path):
         numbers = [int(n) for n in re.findall(rb'<row r="(\d+)"', z.read("xl/worksheets/sheet1.xml"))]
     assert numbers == list(range(1, 10))
     assert b["B3"].alignment.wrap_text and not b["A3"].alignment.wrap_text
+    assert all(c.alignment.wrap_text for c in b["F"][1:]), "备注 wraps, blanks included"
