@@ -25,7 +25,7 @@ from assets.model import ParsedWorkbook, PickledFrames, Problem, SubmissionRecor
 from assets.reading import read_workbook
 from assets.receipts import write_receipt
 from assets.registry import Registry
-from assets.scoring import NAMING, NAMING_YEAR, coverage_counts, pending_rows, preview_total, scoring_key
+from assets.scoring import NAMING, NAMING_YEAR, coverage_counts, pending_rows, preview_total, scoring_key, veto_types
 from assets.workers import INTAKE_MODULES, pool_size, process_pool, release_free_memory, state
 from expectations.schema import Schema, load_schema
 
@@ -316,8 +316,9 @@ def _save_scoring_view(paths: Paths, record_id: str, parsed: ParsedWorkbook, cov
     slim = replace(parsed, tables=PickledFrames(kept))
     folder = paths.root / "store" / "scoring"
     folder.mkdir(exist_ok=True)
+    vetoes = veto_types(parsed) if rows is not None else None
     write_atomic(folder / f"{record_id}.pkl",
-                  pickle.dumps((keys[0], coverage, slim, keys[1], rows),
+                  pickle.dumps((keys[0], coverage, slim, keys[1], rows, vetoes),
                                protocol=pickle.HIGHEST_PROTOCOL))
 
 
@@ -389,21 +390,21 @@ def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int,
     for o in outcomes:
         if o.kind != "submission" or o.year != year or o.status == "duplicate" or not o.unit_code:
             continue
-        parsed, coverage, scored = None, None, None
+        parsed, coverage, scored, vetoes = None, None, None, None
         view = paths.root / "store" / "scoring" / f"{o.record_id}.pkl"
         if key is not None and view.exists():
             with open(view, "rb") as fh:
                 view_key, coverage, parsed, *rows = pickle.load(fh)  # views written before rows: no rows
             if view_key != key and o.status == "accepted":
                 parsed, coverage = None, None
-            elif rows and rows[0] == rows_key:
-                scored = rows[1]
+            elif rows and rows[0] == rows_key:  # the key of rows stored with their veto types
+                scored, vetoes = rows[1], rows[2]
         records.append(SubmissionRecord(
             submission_id=o.record_id, sha256=o.sha256, original_name=o.original_name,
             received_at=o.received_at, status=o.status, unit_code=o.unit_code, unit_name=o.unit_name,
             year=o.year, filled_on=dt.date.fromisoformat(o.filled_on) if o.filled_on else None,
             parsed=parsed or load_parsed(paths, o), errors=o.errors, warnings=o.warnings,
-            coverage=coverage, scored=scored))
+            coverage=coverage, scored=scored, vetoes=vetoes))
     return records
 
 

@@ -139,6 +139,9 @@ class SubmissionRecord:
     coverage: dict | None = None
     # its indicator rows as scored at intake (satisfaction pending), when still valid
     scored: list[dict] | None = None
+    # its veto event types as found at intake (with `scored`): a year of results need not
+    # unpickle every unit's 负面清单
+    vetoes: list[str] | None = None
 
 
 @dataclass

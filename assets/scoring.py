@@ -252,9 +252,10 @@ def _score_rows(record: SubmissionRecord, system: IndicatorSystem, coverage: dic
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    out = pd.DataFrame([{**r, "score": float("nan") if r["exact"] is None else float(r["exact"])}
-                        for r in rows], columns=INDICATOR_COLUMNS)
-    return out.astype({"points": float, "score": float})
+    # column by column: from a year's hundred thousand row dicts pandas builds a frame slower
+    columns = {c: [r.get(c) for r in rows] for c in INDICATOR_COLUMNS}
+    columns["score"] = [float("nan") if r["exact"] is None else float(r["exact"]) for r in rows]
+    return pd.DataFrame(columns, columns=INDICATOR_COLUMNS).astype({"points": float, "score": float})
 
 
 def score_submission(record: SubmissionRecord, system: IndicatorSystem, satisfaction: float | None,
@@ -277,9 +278,10 @@ def preview_total(rows: list[dict]) -> float:
 
 
 def scoring_key(system: IndicatorSystem) -> str:
-    """Changes with anything but the submission that its indicator rows depend on."""
-    fields = load_schema().sheets[ITEMS_SHEET].fields
-    return hashlib.sha256(repr((system.indicators, fields)).encode()).hexdigest()
+    """Changes with anything but the submission that its indicator rows and veto types depend on."""
+    schema = load_schema()
+    fields, vetoes = schema.sheets[ITEMS_SHEET].fields, schema.sheets[EVENTS_SHEET].extra["veto_types"]
+    return hashlib.sha256(repr((system.indicators, fields, vetoes)).encode()).hexdigest()
 
 
 # --- a year ----------------------------------------------------------------
@@ -297,9 +299,10 @@ def counting_submissions(records: list[SubmissionRecord]) -> dict[str, Submissio
     return best
 
 
-def _veto_types(record: SubmissionRecord) -> list[str]:
+def veto_types(parsed: ParsedWorkbook) -> list[str]:
+    """The veto event types the workbook's 负面清单 lists, in order of first mention."""
     veto = set(load_schema().sheets[EVENTS_SHEET].extra["veto_types"])
-    events = record.parsed.tables.get(EVENTS_SHEET)
+    events = parsed.tables.get(EVENTS_SHEET)
     if events is None or events.empty:
         return []
     return list(dict.fromkeys(t for t in events[EVENT_TYPE] if t in veto))
@@ -337,7 +340,7 @@ def compute_year_results(year: int, records: list[SubmissionRecord],
                                "points": float(c.points), "score": float("nan") if s is None else float(s),
                                "share": float("nan") if s is None else float(s / exact(c.points))})
         total = sum((x["exact"] for x in rows if x["exact"] is not None), Fraction(0))
-        vetoes = _veto_types(r)
+        vetoes = r.vetoes if r.vetoes is not None else veto_types(r.parsed)
         reasons = [f"一票否决：{t}" for t in vetoes] if rec.no_veto else []
         if total < exact(rec.min_total):
             reasons.append(f"总分未达{display(float(rec.min_total))}")

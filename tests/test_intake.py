@@ -8,6 +8,7 @@ from assets.demo import submission_sheets, write_workbook
 from assets.indicators import load_indicators
 from assets.reading import read_workbook
 from assets.registry import load_registry
+from assets.scoring import veto_types
 from expectations.schema import load_schema
 
 CASES = next(t.name for t in load_schema().table_sheets if t.size_driver)
@@ -45,3 +46,22 @@ def test_whole_workbook_kept_for_lookback_only_and_read_again_from_the_archive_o
     assert sorted(view) == sorted(k for k in fresh.tables if k != CASES) and len(view) == len(fresh.tables) - 1
     for name in view:
         pd.testing.assert_frame_equal(view[name], fresh.tables[name])
+
+
+def test_veto_types_found_at_intake_come_with_the_scoring_view(tmp_path):
+    paths = archive.Paths(tmp_path).ensure()
+    events = load_schema().sheets["负面清单"]
+    veto = events.extra["veto_types"][2]
+    for code, name, listed in (("630202", "乐都区", ["其他", veto, veto]), ("630203", "平安区", [])):
+        sheets = submission_sheets(code, name, 2024, cases=5, seed=1)
+        sheets[events.name] += [[i, "事件经过", "2024-05-0" + str(i), kind, "通报文件"]
+                                for i, kind in enumerate(listed, 1)]
+        write_workbook(sheets, paths.inbox / f"{name}.xlsx")
+    archive.take_ready_files(paths, archive.scan_inbox(paths.inbox, {})[1])
+    system = load_indicators()
+    outcomes = [o for chunk in intake.process_pending(paths, load_registry(None), system) for o in chunk]
+    assert {o.status for o in outcomes} == {"accepted"}
+    records = {r.unit_code: r for r in intake.submission_records(paths, outcomes, 2024, system)}
+    assert records["630202"].vetoes == [veto] and records["630203"].vetoes == []
+    for r in records.values():  # the same as the stored 负面清单 gives
+        assert r.vetoes == veto_types(r.parsed)
