@@ -397,7 +397,7 @@ def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int,
                 view_key, coverage, parsed, *rows = pickle.load(fh)  # views written before rows: no rows
             if view_key != key and o.status == "accepted":
                 parsed, coverage = None, None
-            elif rows and rows[0] == rows_key:  # the key of rows stored with their veto types
+            elif rows and rows[0] == rows_key:  # rows and veto types made under this system and schema
                 scored, vetoes = rows[1], rows[2]
         records.append(SubmissionRecord(
             submission_id=o.record_id, sha256=o.sha256, original_name=o.original_name,

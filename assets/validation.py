@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import great_expectations.expectations as gxe
-from great_expectations.execution_engine import pandas_execution_engine
 import numpy as np
 import pandas as pd
+from great_expectations.execution_engine import pandas_execution_engine
 
 from assets.model import ParsedWorkbook, Problem
 from assets.registry import Registry

@@ -91,10 +91,10 @@ def write_table(
     """Header row + data rows, frozen header, filter, borders, print setup.
 
     Column widths follow the content (within bounds; long text wraps) unless
-    given; the `wrap` columns always wrap. Returns the last row written. With `bulk`, the data rows are not put
-    into cells: they are appended to `bulk` for `save_workbook` to write straight
-    into the sheet's XML, styled as the cells would be (so a caller that styles
-    cells afterwards does not pass it).
+    given; the `wrap` columns always wrap. Returns the last row written. With
+    `bulk`, the data rows are not put into cells: they are appended to `bulk` for
+    `save_workbook` to write straight into the sheet's XML, styled as the cells
+    would be (so a caller that styles cells afterwards does not pass it).
     """
     # Setting a style on a cell hashes the style objects every time; a table
     # has a handful of distinct cell styles, so each is built once and copied.
