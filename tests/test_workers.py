@@ -28,15 +28,16 @@ def test_release_free_memory_returns_pages_kept_between_live_objects():
     assert len(kept) == 12_500
 
 
-def _frozen_with_state() -> tuple[int, object]:
-    return gc.get_freeze_count(), state()
+def _collections_and_state() -> tuple[int, int, object]:
+    return gc.get_freeze_count(), gc.get_threshold()[0], state()
 
 
-def test_workers_freeze_what_they_loaded_with_their_state():
+def test_workers_freeze_what_they_loaded_and_collect_less_often():
     pool = process_pool(1, ["assets.workers"], dict, ({"built": True},))
     try:
-        frozen, built = pool.submit(_frozen_with_state).result(timeout=120)
+        frozen, threshold, built = pool.submit(_collections_and_state).result(timeout=120)
     finally:
         pool.shutdown()
     assert built == {"built": True}
     assert frozen > 10_000, f"only {frozen} objects frozen: full collections walk every module again"
+    assert threshold >= 10_000, f"a young collection every {threshold} allocations"
