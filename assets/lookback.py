@@ -20,7 +20,7 @@ from openpyxl.styles import Protection
 from openpyxl.utils import column_index_from_string, get_column_letter
 
 from assets.model import SubmissionRecord, YearResults, display
-from assets.scoring import round_score
+from assets.scoring import VETO_TYPES, round_score, veto_events
 from assets.workers import pool_size, process_pool, state
 from assets.xlsx import BORDER, DATE_FORMAT, SCORE_FORMAT, TITLE_FONT, WRAP, BulkRows, save_workbook, write_table
 from expectations.schema import load_schema
@@ -47,7 +47,6 @@ _events = _SCHEMA.sheets[EVENTS_SHEET]
 EVENT_TYPE = _events.field("事件类型").name
 EVENT_DATE = _events.field("发生日期").name
 EVENT_TEXT = _events.field("事件描述").name
-VETO_TYPES = tuple(_events.extra["veto_types"])
 EVIDENCE_CODE = _SCHEMA.sheets[EVIDENCE_SHEET].field("指标编号").name
 
 NAMED = ("省级示范", "全国示范")
@@ -103,13 +102,6 @@ def lookback_targets(current: YearResults) -> list[str]:
     u = current.units
     hit = [named_before(n, y, current.year) for n, y in zip(u["naming"], u["naming_year"])]
     return sorted(u.loc[hit, "unit_code"].astype(str))
-
-
-def veto_events(events: pd.DataFrame | None) -> pd.DataFrame:
-    """The 负面清单 rows whose type is one of the veto types."""
-    if events is None or events.empty:
-        return pd.DataFrame(columns=[*EVENT_HEADERS, "_row"])
-    return events[events[EVENT_TYPE].isin(VETO_TYPES)]
 
 
 def assess(unit_code: str, current: YearResults, baseline: YearResults | None,

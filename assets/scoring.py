@@ -28,7 +28,9 @@ COUNTING, SUPERSEDED, RETURNED = "计分", "已被替代", "退回"
 FINAL, PROVISIONAL = "正式", "暂定"
 RECOMMENDED, REFUSED, NOT_YET = "可推荐示范", "不予推荐", "暂不推荐"
 EVENTS_SHEET = "负面清单"
-EVENT_TYPE = "事件类型"
+_EVENTS = load_schema().sheets[EVENTS_SHEET]
+EVENT_TYPE = _EVENTS.field("事件类型").name
+VETO_TYPES = tuple(_EVENTS.extra["veto_types"])
 NAMING, NAMING_YEAR = "示范命名情况", "命名年度"
 
 INDICATOR_COLUMNS = ["unit_code", "indicator", "name", "category", "points", "value", "target",
@@ -279,9 +281,8 @@ def preview_total(rows: list[dict]) -> float:
 
 def scoring_key(system: IndicatorSystem) -> str:
     """Changes with anything but the submission that its indicator rows and veto types depend on."""
-    schema = load_schema()
-    fields, vetoes = schema.sheets[ITEMS_SHEET].fields, schema.sheets[EVENTS_SHEET].extra["veto_types"]
-    return hashlib.sha256(repr((system.indicators, fields, vetoes)).encode()).hexdigest()
+    fields = load_schema().sheets[ITEMS_SHEET].fields
+    return hashlib.sha256(repr((system.indicators, fields, list(VETO_TYPES))).encode()).hexdigest()
 
 
 # --- a year ----------------------------------------------------------------
@@ -299,13 +300,16 @@ def counting_submissions(records: list[SubmissionRecord]) -> dict[str, Submissio
     return best
 
 
+def veto_events(events: pd.DataFrame | None) -> pd.DataFrame:
+    """The 负面清单 rows whose type is one of the veto types."""
+    if events is None or events.empty:
+        return pd.DataFrame(columns=[*_EVENTS.headers, "_row"])
+    return events[events[EVENT_TYPE].isin(VETO_TYPES)]
+
+
 def veto_types(parsed: ParsedWorkbook) -> list[str]:
     """The veto event types the workbook's 负面清单 lists, in order of first mention."""
-    veto = set(load_schema().sheets[EVENTS_SHEET].extra["veto_types"])
-    events = parsed.tables.get(EVENTS_SHEET)
-    if events is None or events.empty:
-        return []
-    return list(dict.fromkeys(t for t in events[EVENT_TYPE] if t in veto))
+    return list(dict.fromkeys(veto_events(parsed.tables.get(EVENTS_SHEET))[EVENT_TYPE]))
 
 
 def _problems_text(record: SubmissionRecord) -> str:
