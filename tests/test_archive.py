@@ -1,7 +1,9 @@
 """Taking files from the inbox: exact bytes stored once, a record per file, nothing left half-done."""
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 
 import pytest
 
@@ -51,3 +53,63 @@ def test_an_atomic_write_that_fails_leaves_neither_the_file_nor_its_temporary(tm
     assert list(tmp_path.iterdir()) == []
     archive.write_atomic(target, b"whole")
     assert target.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [target]
+
+
+def _take_all(paths):
+    seen = archive.scan_inbox(paths.inbox, {})[1]
+    return archive.take_ready_files(paths, seen)
+
+
+def test_a_file_of_ours_is_archived_as_a_second_name_of_its_bytes_no_one_else_may_write(tmp_path):
+    paths = archive.Paths(tmp_path).ensure()
+    dropped = paths.inbox / "a.xlsx"
+    dropped.write_bytes(b"workbook bytes" * 500)
+    dropped.chmod(0o666)
+    inode = dropped.stat().st_ino
+
+    (rec,), _, failed = _take_all(paths)
+
+    stored = paths.object(rec.sha256)
+    assert not failed and not dropped.exists()
+    assert stored.read_bytes() == b"workbook bytes" * 500
+    st = stored.stat()
+    assert (st.st_ino, st.st_nlink) == (inode, 1)  # no copy, and the archive's name is its only one
+    assert st.st_mode & 0o777 == 0o644
+
+
+def test_bytes_that_have_another_name_or_cannot_be_linked_are_copied(tmp_path, monkeypatch):
+    paths = archive.Paths(tmp_path).ensure()
+    elsewhere = tmp_path / "elsewhere.xlsx"
+    elsewhere.write_bytes(b"first version")
+    os.link(elsewhere, paths.inbox / "shared.xlsx")
+    (rec,), _, _ = _take_all(paths)
+    elsewhere.write_bytes(b"changed later")  # in place, through the other name
+    assert paths.object(rec.sha256).read_bytes() == b"first version"
+
+    def no_links(*_):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    (paths.inbox / "b.xlsx").write_bytes(b"on another file system")
+    (rec,), _, failed = _take_all(paths)
+    assert not failed and paths.object(rec.sha256).read_bytes() == b"on another file system"
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_file_written_to_while_archived_stays_in_the_inbox_for_the_next_poll(tmp_path, monkeypatch):
+    paths = archive.Paths(tmp_path).ensure()
+    dropped = paths.inbox / "growing.xlsx"
+    dropped.write_bytes(b"first half")
+    real = archive._linked
+
+    def still_writing(path, tmp):
+        with open(path, "ab") as fh:
+            fh.write(b" and the second half")
+        return real(path, tmp)
+
+    monkeypatch.setattr(archive, "_linked", still_writing)
+    taken, _, failed = _take_all(paths)
+    assert taken == [] and "changed while being archived" in failed[0]
+    assert dropped.read_bytes() == b"first half and the second half"
+    assert [p for p in paths.objects.rglob("*") if p.is_file()] == []
+    assert list(paths.received.iterdir()) == []
