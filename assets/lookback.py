@@ -6,10 +6,10 @@ review, and one workbook per unit for the assessors.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
-from copy import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,7 +22,9 @@ from openpyxl.utils import column_index_from_string, get_column_letter
 from assets.model import SubmissionRecord, YearResults, display
 from assets.scoring import VETO_TYPES, round_score, veto_events
 from assets.workers import pool_size, process_pool, state
-from assets.xlsx import BORDER, DATE_FORMAT, SCORE_FORMAT, TITLE_FONT, WRAP, BulkRows, save_workbook, write_table
+from assets.archive import write_atomic
+from assets.xlsx import (BORDER, DATE_FORMAT, SCORE_FORMAT, TITLE_FONT, WRAP, QuickBook, SheetXml, column_styles,
+                         save_workbook, table_cells, write_table)
 from expectations.schema import load_schema
 
 _SCHEMA = load_schema()
@@ -242,10 +244,6 @@ def package_name(unit_name: str, unit_code: str) -> str:
     return f"{name}{PACKAGE_SUFFIX}"
 
 
-def _title(ws, text: str) -> None:
-    ws.cell(row=1, column=1, value=text).font = TITLE_FONT
-
-
 def _comparison(unit_code: str, current: YearResults, baseline: YearResults | None) -> pd.DataFrame:
     cur = current.indicators[current.indicators["unit_code"] == unit_code]
     cols = ["indicator", "name", "points", "score", "status", "reason"]
@@ -264,9 +262,17 @@ def _comparison(unit_code: str, current: YearResults, baseline: YearResults | No
 SCORE_ROWS = ("基线总分", "本年总分", "变化")
 
 
-def _overview(ws, unit_row: pd.Series, outcome: LookbackOutcome, current: YearResults,
-              baseline: YearResults | None, record: SubmissionRecord) -> None:
-    _title(ws, f"{unit_row['unit_name']}{current.year}年法治政府建设示范“回头看”检查包")
+@functools.cache
+def _book() -> tuple[QuickBook, dict[str, dict[str, int | None]]]:
+    """The packages' writer and the styles of their cells outside plain tables, made once per process."""
+    book = QuickBook(len(SHEETS))
+    fill_in = {"border": BORDER, "alignment": WRAP, "protection": Protection(locked=False)}
+    return book, {"title": book.style(font=TITLE_FONT), "note": book.style(alignment=WRAP),
+                  "fill_in": book.style(**fill_in), "fill_in_date": book.style(**fill_in, number_format=DATE_FORMAT)}
+
+
+def _overview(book: QuickBook, named: dict, unit_row: pd.Series, outcome: LookbackOutcome, current: YearResults,
+              baseline: YearResults | None, record: SubmissionRecord) -> SheetXml:
     naming_year = unit_row["naming_year"]
     rows = [
         ("单位代码", unit_row["unit_code"]),
@@ -284,19 +290,24 @@ def _overview(ws, unit_row: pd.Series, outcome: LookbackOutcome, current: YearRe
         ("评分依据文件", record.original_name),
         ("文件SHA-256", record.sha256),
     ]
-    write_table(ws, ["项目", "内容"], rows, start_row=3, widths={"项目": 16, "内容": 90}, landscape=False)
-    for key, value in ws.iter_rows(min_row=4, max_col=2):
-        value.alignment = WRAP
-        if key.value in SCORE_ROWS and isinstance(value.value, float):
-            value.number_format = SCORE_FORMAT
+    sheet = table_cells(book, SHEETS[0], ["项目", "内容"], rows, start_row=3, widths={"项目": 16, "内容": 90})
+    # the values wrap, and the scores show two decimals
+    text = column_styles(book, 2, {}, wrapped={2})[1]
+    score = column_styles(book, 2, {2: SCORE_FORMAT}, wrapped={2})[1]
+    keys = {r: key for r, (key, _) in enumerate(rows, 4)}
+    sheet.cells = [(r, c, v, (score if keys[r] in SCORE_ROWS and isinstance(v, float) else text)
+                    if c == 2 and r in keys else styles) for r, c, v, styles in sheet.cells]
+    sheet.cells.append((1, 1, f"{unit_row['unit_name']}{current.year}年法治政府建设示范“回头看”检查包", named["title"]))
+    sheet.landscape = False
+    return sheet
 
 
-def _indicator_sheet(ws, table: pd.DataFrame, bulk: list[BulkRows]) -> None:
+def _indicator_sheet(book: QuickBook, table: pd.DataFrame) -> SheetXml:
     rows = ([r.indicator, r.name, r.points, round_score(r.base), round_score(r.score) if r.status != "待测评" else "待测评",
              round_score(r.change), "下降" if r.fell else ""] for r in table.itertuples())
-    write_table(ws, ["指标编号", "指标名称", "分值", "基线得分", "本年得分", "变化", "下降标记"], rows,
-                widths={"指标名称": 36}, number_formats={k: SCORE_FORMAT for k in ("基线得分", "本年得分", "变化")},
-                bulk=bulk)
+    headers = ["指标编号", "指标名称", "分值", "基线得分", "本年得分", "变化", "下降标记"]
+    return table_cells(book, SHEETS[1], headers, rows, widths={"指标名称": 36},
+                       number_formats={k: SCORE_FORMAT for k in ("基线得分", "本年得分", "变化")})
 
 
 def _problem(r, base_year: int | None) -> str:
@@ -312,68 +323,52 @@ def _problem(r, base_year: int | None) -> str:
 FILL_IN = ("整改措施", "责任单位", "整改时限")
 
 
-def _rectification_sheet(ws, table: pd.DataFrame, base_year: int | None) -> None:
+def _rectification_sheet(book: QuickBook, named: dict, table: pd.DataFrame, base_year: int | None) -> SheetXml:
     todo = table[(table["score"] < table["points"]) | table["fell"]]
     headers = ["序号", "指标编号", "指标名称", "分值", "本年得分", "问题", *FILL_IN]
     rows = ([i, r.indicator, r.name, r.points, round_score(r.score), _problem(r, base_year), None, None, None]
             for i, r in enumerate(todo.itertuples(), 1))
-    last = write_table(ws, headers, rows, widths={"指标名称": 24, "问题": 50, "整改措施": 40, "责任单位": 18,
-                                                  "整改时限": 14}, number_formats={"本年得分": SCORE_FORMAT})
-    first_fill = headers.index(FILL_IN[0]) + 1
-    # Setting a style hashes the style objects each time; the sheet has a few
-    # distinct cell styles, so each outcome is computed once and copied.
-    styled: dict[tuple, object] = {}
-    for row in ws.iter_rows(min_row=2, max_row=last):
-        for j, c in enumerate(row, 1):
-            key = (j >= first_fill, j == len(row), tuple(c._style or ()))  # None: never styled
-            if key in styled:
-                c._style = copy(styled[key])
-                continue
-            c.alignment = WRAP
-            if j >= first_fill:
-                c.protection = Protection(locked=False)
-                c.border = BORDER
-            if j == len(row):
-                c.number_format = DATE_FORMAT
-            styled[key] = copy(c._style)
-    # Protected without a password: problem text stays intact, the three
-    # columns to fill stay editable, filters and resizing still work.
-    ws.protection.sheet = True
-    ws.protection.autoFilter = False
-    ws.protection.sort = False
-    ws.protection.formatColumns = False
-    ws.protection.formatRows = False
+    widths = {"指标名称": 24, "问题": 50, "整改措施": 40, "责任单位": 18, "整改时限": 14}
+    sheet = table_cells(book, SHEETS[2], headers, rows, widths=widths, number_formats={"本年得分": SCORE_FORMAT})
+    # Every row wraps; the three columns to fill in stay editable in the protected sheet, the last takes a date.
+    given = len(headers) - len(FILL_IN)
+    data = [*column_styles(book, given, {5: SCORE_FORMAT}, wrapped=set(range(1, given + 1))),
+            *[named["fill_in"]] * (len(FILL_IN) - 1), named["fill_in_date"]]
+    sheet.cells = [(r, c, v, data[c - 1] if r > 1 else styles) for r, c, v, styles in sheet.cells]
+    # Protected without a password: problem text stays intact, filters and resizing still work.
+    sheet.protected = True
+    return sheet
 
 
-def _sample_sheet(ws, sample: pd.DataFrame, n_cases: int, bulk: list[BulkRows]) -> None:
-    ws.cell(row=1, column=1, value=SAMPLE_RULE).alignment = WRAP
-    n_random = int((sample["抽取原因"] == RANDOM_REASON).sum()) if len(sample) else 0
-    ws.cell(row=2, column=1, value=f"本单位报送案件{n_cases}件，应抽取{sample_size(n_cases)}件，实抽{len(sample)}件："
-                                   f"问题案件{len(sample) - n_random}件，随机抽取{n_random}件。")
+def _sample_sheet(book: QuickBook, named: dict, sample: pd.DataFrame, n_cases: int) -> SheetXml:
     headers = ["序号", *CASE_HEADERS, "抽取原因", "来源"]
-    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(headers))
-    ws.row_dimensions[1].height = 60
     # The values exactly as iterrows gave them (it reads `.values` too; every row
     # holds the int `_row`, so no row is re-inferred), without a Series per row.
     at = sample.columns.get_indexer([*CASE_HEADERS, "抽取原因", "来源"])
     rows = ([i, *(display(v) if isinstance(v, bool) else v for v in r[at[:-2]]), r[at[-2]], r[at[-1]]]
             for i, r in enumerate(sample.values, 1))
-    write_table(ws, headers, rows, start_row=4, widths={"执法部门": 18, "抽取原因": 30, "来源": 40},
-                number_formats={"罚没金额（元）": "#,##0.00"}, bulk=bulk)
+    sheet = table_cells(book, SHEETS[3], headers, rows, start_row=4, widths={"执法部门": 18, "抽取原因": 30, "来源": 40},
+                        number_formats={"罚没金额（元）": "#,##0.00"})
+    n_random = int((sample["抽取原因"] == RANDOM_REASON).sum()) if len(sample) else 0
+    sheet.cells += [(1, 1, SAMPLE_RULE, named["note"]),
+                    (2, 1, f"本单位报送案件{n_cases}件，应抽取{sample_size(n_cases)}件，实抽{len(sample)}件："
+                           f"问题案件{len(sample) - n_random}件，随机抽取{n_random}件。", {})]
+    sheet.merged = [f"A1:{get_column_letter(len(headers))}1"]
+    sheet.heights[1] = 60
+    return sheet
 
 
-def _evidence_sheet(ws, unit_code: str, current: YearResults, record: SubmissionRecord,
-                    bulk: list[BulkRows]) -> None:
+def _evidence_sheet(book: QuickBook, unit_code: str, current: YearResults, record: SubmissionRecord) -> SheetXml:
     evidence = record.parsed.tables.get(EVIDENCE_SHEET)
     have = set() if evidence is None else set(evidence[EVIDENCE_CODE].dropna().astype(str).str.strip())
     cur = current.indicators[current.indicators["unit_code"] == unit_code]
     missing = cur[~cur["indicator"].astype(str).isin(have)]
     rows = ([r.indicator, r.name, r.points, "未提交佐证材料，请现场核实并补充"] for r in missing.itertuples())
-    write_table(ws, ["指标编号", "指标名称", "分值", "核查意见"], rows, widths={"指标名称": 36, "核查意见": 40},
-                bulk=bulk)
+    return table_cells(book, SHEETS[4], ["指标编号", "指标名称", "分值", "核查意见"], rows,
+                       widths={"指标名称": 36, "核查意见": 40})
 
 
-def _events_sheet(ws, record: SubmissionRecord, bulk: list[BulkRows]) -> None:
+def _events_sheet(book: QuickBook, record: SubmissionRecord) -> SheetXml:
     events = record.parsed.tables.get(EVENTS_SHEET)
     if events is None:
         events = pd.DataFrame(columns=[*EVENT_HEADERS, "_row"])
@@ -385,8 +380,8 @@ def _events_sheet(ws, record: SubmissionRecord, bulk: list[BulkRows]) -> None:
     rows = ([*r[at[:-2]], "是" if r[at[-2]] else "否（非一票否决类型）",
              f"{record.original_name}!{sheet}!{first}{int(r[at[-1]])}:{last}{int(r[at[-1]])}"]
             for r in events.values)
-    write_table(ws, [*EVENT_HEADERS, "一票否决", "来源"], rows, widths={"事件描述": 40, "认定文件": 24, "来源": 40},
-                bulk=bulk)
+    return table_cells(book, SHEETS[5], [*EVENT_HEADERS, "一票否决", "来源"], rows,
+                       widths={"事件描述": 40, "认定文件": 24, "来源": 40})
 
 
 def write_lookback_package(out_dir: str | Path, unit_row: pd.Series, outcome: LookbackOutcome,
@@ -397,21 +392,17 @@ def write_lookback_package(out_dir: str | Path, unit_row: pd.Series, outcome: Lo
     table = _comparison(code, current, baseline)
     base_year = baseline.year if outcome.baseline_total is not None else None
     cases = record.parsed.tables.get(CASES_SHEET)
-    wb = Workbook()
-    ws = wb.active
-    ws.title = SHEETS[0]
-    _overview(ws, unit_row, outcome, current, baseline, record)
-    # The plain tables' rows go straight into the sheets' XML; the two sheets styled cell
-    # by cell afterwards (overview, rectification) keep openpyxl's cells.
-    bulk: list[BulkRows] = []
-    _indicator_sheet(wb.create_sheet(SHEETS[1]), table, bulk)
-    _rectification_sheet(wb.create_sheet(SHEETS[2]), table, base_year)
-    _sample_sheet(wb.create_sheet(SHEETS[3]), sample, 0 if cases is None else len(cases), bulk)
-    _evidence_sheet(wb.create_sheet(SHEETS[4]), code, current, record, bulk)
-    _events_sheet(wb.create_sheet(SHEETS[5]), record, bulk)
+    book, named = _book()
+    sheets = [_overview(book, named, unit_row, outcome, current, baseline, record),
+              _indicator_sheet(book, table),
+              _rectification_sheet(book, named, table, base_year),
+              _sample_sheet(book, named, sample, 0 if cases is None else len(cases)),
+              _evidence_sheet(book, code, current, record),
+              _events_sheet(book, record)]
     path = Path(out_dir) / package_name(unit_row["unit_name"], code)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return save_workbook(wb, path, bulk)
+    write_atomic(path, book.to_bytes(sheets))
+    return path
 
 
 def write_lookback_index(path: str | Path, rows: pd.DataFrame) -> Path:

@@ -16,8 +16,8 @@ from openpyxl.styles import Font
 
 from assets.archive import write_atomic
 from assets.model import BEIJING, TIME_FORMAT, display
-from assets.xlsx import (BORDER, HEADER_ALIGNMENT, HEADER_FILL, HEADER_FONT, TITLE_FONT, WRAP, QuickSheet,
-                         table_widths)
+from assets.xlsx import (BORDER, HEADER_ALIGNMENT, HEADER_FILL, HEADER_FONT, TITLE_FONT, WRAP, QuickBook,
+                         SheetXml, table_widths)
 
 TITLE = "海东市法治政府建设示范创建 报送回执"
 STATUSES = ("accepted", "rejected", "duplicate")
@@ -144,13 +144,14 @@ def _unit_text(receipt: dict) -> str:
 
 
 @functools.cache
-def _layout() -> QuickSheet:
-    """The receipt workbook's styles and widths, made once per process."""
+def _book() -> tuple[QuickBook, dict[str, dict[str, int | None]]]:
+    """The receipt workbook's writer and its named cell styles, made once per process."""
+    book = QuickBook(1)
     header = {"font": HEADER_FONT, "fill": HEADER_FILL, "border": BORDER, "alignment": HEADER_ALIGNMENT}
     styles = {"plain": {}, "title": {"font": TITLE_FONT}, "label": {"font": Font(bold=True)},
               "header": header, "cell": {"border": BORDER}, "wrap": {"border": BORDER, "alignment": WRAP},
               **{status: {"font": font} for status, font in RESULT_FONT.items()}}
-    return QuickSheet("回执", styles, [WIDTHS[h] for h in HEADERS])
+    return book, {name: book.style(**attrs) for name, attrs in styles.items()}
 
 
 def _xlsx(receipt: dict) -> bytes:
@@ -183,4 +184,7 @@ def _xlsx(receipt: dict) -> bytes:
     wrap = [j >= 5 or need > w for j, (w, need) in enumerate(zip(widths, wanted), 1)]
     for r, row in enumerate(rows, start + 1):
         cells += [(r, j, v, "wrap" if wrap[j - 1] else "cell") for j, v in enumerate(row, 1)]
-    return _layout().to_bytes(cells, header_row=start, last_row=start + len(rows), heights={start: 32})
+    book, styles = _book()
+    return book.to_bytes([SheetXml("回执", [(r, c, v, styles[name]) for r, c, v, name in cells],
+                                   [WIDTHS[h] for h in HEADERS], start + len(rows), header_row=start,
+                                   heights={start: 32})])

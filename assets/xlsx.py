@@ -14,7 +14,7 @@ import re
 import zipfile
 from collections.abc import Iterable, Sequence
 from copy import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -108,14 +108,8 @@ def write_table(
         c.alignment = HEADER_ALIGNMENT
         header_style = c._style
     ws.row_dimensions[start_row].height = 32
-    formats = {headers.index(k) + 1: v for k, v in (number_formats or {}).items() if k in headers}
     rows = list(rows)
-    col_widths, wanted = table_widths(headers, rows, widths or {})
-    bordered = len(rows) <= BORDERED_ROWS
-    # text wider than its column wraps rather than running over its neighbours (tables meant for reading)
-    wrapped = {j for j, (h, w, need) in enumerate(zip(headers, col_widths, wanted), 1)
-               if (need > w and bordered) or h in wrap}
-    styles = _column_styles(ws, max([len(headers), *map(len, rows)]), formats, bordered, wrapped)
+    col_widths, styles = _table_layout(ws, headers, rows, widths, number_formats, wrap)
     if bulk is not None:
         bulk.append(BulkRows(ws, start_row + 1, rows, styles))
     else:
@@ -129,6 +123,19 @@ def write_table(
     setup_print(ws, f"A1:{last_col}{max(r, start_row)}", title_rows=f"{start_row}:{start_row}",
                 landscape=landscape)
     return r
+
+
+def _table_layout(ws: Worksheet, headers: Sequence[str], rows: list[Sequence[Any]], widths: dict[str, float] | None,
+                  number_formats: dict[str, str] | None, wrap: Sequence[str], made: dict | None = None
+                  ) -> tuple[list[float], list[dict[str, int | None]]]:
+    """A table's column widths and its columns' cell styles (see _column_styles)."""
+    formats = {headers.index(k) + 1: v for k, v in (number_formats or {}).items() if k in headers}
+    col_widths, wanted = table_widths(headers, rows, widths or {})
+    bordered = len(rows) <= BORDERED_ROWS
+    # text wider than its column wraps rather than running over its neighbours (tables meant for reading)
+    wrapped = {j for j, (h, w, need) in enumerate(zip(headers, col_widths, wanted), 1)
+               if (need > w and bordered) or h in wrap}
+    return col_widths, _column_styles(ws, max([len(headers), *map(len, rows)]), formats, bordered, wrapped, made)
 
 
 def _put_cells(ws: Worksheet, first_row: int, rows: Sequence[Sequence[Any]],
@@ -204,15 +211,16 @@ class BulkRows:
 
 
 def _column_styles(ws: Worksheet, width: int, formats: dict[int, str], bordered: bool,
-                   wrapped: set[int]) -> list[dict[str, int | None]]:
+                   wrapped: set[int], made: dict[tuple, int | None] | None = None) -> list[dict[str, int | None]]:
     """The workbook's style index (None: no style) for each column and kind of value (see _kind):
     borders, wrapping and number formats. write_table's cells and bulk rows both take them;
-    in bulk rows an unstyled blank is no cell at all."""
-    made: dict[tuple, int | None] = {}  # columns mostly share their styles: each is made once
+    in bulk rows an unstyled blank is no cell at all. `made` keeps the styles made for the
+    workbook across calls; columns mostly share their styles, so each is made once."""
+    made = {} if made is None else made
 
     def style_id(value: Any, wrap: bool, number_format: str | None) -> int | None:
         kind = _kind(value)
-        key = (kind, wrap, number_format if kind == "number" else None)
+        key = (kind, bordered, wrap, number_format if kind == "number" else None)
         if key not in made:
             probe = Cell(ws)  # detached: never written itself
             set_value(probe, value)
@@ -220,7 +228,7 @@ def _column_styles(ws: Worksheet, width: int, formats: dict[int, str], bordered:
                 probe.border = BORDER
             if wrap:
                 probe.alignment = WRAP
-            if key[2]:
+            if key[3]:
                 probe.number_format = number_format
             made[key] = ws.parent._cell_styles.add(probe._style) if probe.has_style else None
         return made[key]
@@ -320,77 +328,138 @@ def _extended(ref: str, block: BulkRows) -> str:
 
 
 # A receipt is made for every file received, so 3,000 of them in a national
-# bulk load: openpyxl spends some 4 ms saving even an empty workbook. The
-# styles and fixed package parts are made by openpyxl once; each file then
+# bulk load, and a 回头看 package for each of some 300 named units: openpyxl
+# spends some 4 ms saving even an empty workbook, and ~20 µs a cell. The
+# styles and fixed package parts are made by openpyxl once; each workbook then
 # costs only the XML of its cells.
 
 _NS = ('xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"')
-_WORKBOOK, _SHEET = "xl/workbook.xml", "xl/worksheets/sheet1.xml"
+_WORKBOOK = "xl/workbook.xml"
+_SHEET = re.compile(r"xl/worksheets/sheet\d+\.xml")
 
 
-class QuickSheet:
-    """One-sheet workbooks of a fixed layout: named cell styles, column widths, and a table
-    whose header row is frozen, filtered and repeated on every printed page (as write_table)."""
+@dataclass
+class SheetXml:
+    """One sheet of a QuickBook workbook, laid out as write_table lays out its sheet."""
+    title: str
+    cells: list[tuple[int, int, Any, dict[str, int | None]]]  # row, column, value, styles (as _cell_xml takes)
+    widths: list[float]
+    last_row: int  # the print area is A1 to here
+    header_row: int | None = None  # a table's header: frozen, filtered to last_row, printed on every page
+    heights: dict[int, float] = field(default_factory=dict)
+    merged: list[str] = field(default_factory=list)
+    landscape: bool = True
+    protected: bool = False  # locked cells stay as they are; filtering, sorting and resizing still work
 
-    def __init__(self, title: str, styles: dict[str, dict[str, Any]], widths: Sequence[float]):
-        wb = Workbook()
-        ws = wb.active
-        ws.title = self.title = title
-        self.widths = list(widths)
-        self.styles: dict[str, dict[str, int]] = {}  # style name -> style index per kind of value
-        for name, attrs in styles.items():
-            ids = []
-            for quoted in (False, True):  # text that looks like a formula carries Excel's quote prefix
-                probe = Cell(ws)  # detached: only registers its style
-                for attr, value in attrs.items():
-                    setattr(probe, attr, value)
-                probe.quotePrefix = quoted
-                ids.append(wb._cell_styles.add(probe._style))
-            self.styles[name] = {"blank": ids[0], "bool": ids[0], "number": ids[0], "text": ids[0],
-                                 "formula": ids[1]}
-        buf = io.BytesIO()
-        wb.save(buf)
-        with zipfile.ZipFile(buf) as z:
-            self.parts = {n: z.read(n) for n in z.namelist() if n not in (_WORKBOOK, _SHEET)}
 
-    def to_bytes(self, cells: Iterable[tuple[int, int, Any, str]], *, header_row: int, last_row: int,
-                 heights: dict[int, float] | None = None) -> bytes:
-        """The workbook with `cells` as (row, column, value, style name), in row order."""
-        last_col = get_column_letter(len(self.widths))
-        rows: dict[int, list[str]] = {}
-        for r, c, value, style in cells:
-            rows.setdefault(r, []).append(_cell_xml(f"{get_column_letter(c)}{r}", value, self.styles[style]))
-        heights = heights or {}
-        data = "".join(f'<row r="{r}"' + (f' ht="{heights[r]}" customHeight="1"' if r in heights else "")
-                       + f'>{"".join(xs)}</row>' for r, xs in rows.items())
-        cols = "".join(f'<col min="{j}" max="{j}" width="{w}" customWidth="1"/>' for j, w in enumerate(self.widths, 1))
-        table = f"A{header_row}:{last_col}{last_row}"
-        sheet = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet {_NS}>'
-                 '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
-                 f'<dimension ref="A1:{last_col}{last_row}"/><sheetViews><sheetView workbookViewId="0">'
-                 f'<pane ySplit="{header_row}" topLeftCell="A{header_row + 1}" activePane="bottomLeft" state="frozen"/>'
-                 '<selection pane="bottomLeft" activeCell="A1" sqref="A1"/></sheetView></sheetViews>'
-                 f'<sheetFormatPr baseColWidth="8" defaultRowHeight="15"/><cols>{cols}</cols>'
-                 f'<sheetData>{data}</sheetData><autoFilter ref="{table}"/>'
-                 '<printOptions horizontalCentered="1"/>'
-                 '<pageMargins left="0.75" right="0.75" top="1" bottom="1" header="0.5" footer="0.5"/>'
-                 '<pageSetup orientation="landscape" paperSize="9" fitToHeight="0" fitToWidth="1"/>'
-                 f'<headerFooter><oddFooter>{escape("&C" + PAGE_FOOTER)}</oddFooter></headerFooter></worksheet>')
-        name = "'" + self.title.replace("'", "''") + "'"
-        book = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook {_NS}><workbookPr/>'
-                '<bookViews><workbookView activeTab="0"/></bookViews>'
-                f'<sheets><sheet name="{escape(self.title)}" sheetId="1" r:id="rId1"/></sheets><definedNames>'
-                f'<definedName name="_xlnm._FilterDatabase" localSheetId="0" hidden="1">{escape(name)}!'
-                f'$A${header_row}:${last_col}${last_row}</definedName>'
-                f'<definedName name="_xlnm.Print_Titles" localSheetId="0">{escape(name)}!${header_row}:${header_row}'
-                f'</definedName><definedName name="_xlnm.Print_Area" localSheetId="0">{escape(name)}!'
-                f'$A$1:${last_col}${last_row}</definedName></definedNames>'
-                '<calcPr calcId="124519" fullCalcOnLoad="1"/></workbook>')
+class QuickBook:
+    """Workbooks of `sheets` sheets written as XML text. Cell styles are registered on `ws`
+    (see `style`, `table_cells`); the fixed parts, styles.xml among them, are saved by
+    openpyxl once, and again only after a new style was registered."""
+
+    def __init__(self, sheets: int):
+        self.wb = Workbook()
+        for _ in range(sheets - 1):
+            self.wb.create_sheet()
+        self.ws = self.wb.active
+        self.sheets = sheets
+        self.made: dict[tuple, int | None] = {}  # table styles made so far (see _column_styles)
+        self.header = self.style(font=HEADER_FONT, fill=HEADER_FILL, border=BORDER, alignment=HEADER_ALIGNMENT)
+        self._parts: dict[str, bytes] = {}
+        self._styles_saved = 0
+
+    def style(self, **attrs: Any) -> dict[str, int | None]:
+        """Style ids of a cell with `attrs` (font, fill, border, alignment, protection, number_format)
+        by kind of value: text that looks like a formula carries Excel's quote prefix."""
+        ids = []
+        for quoted in (False, True):
+            probe = Cell(self.ws)  # detached: only registers its style
+            for attr, value in attrs.items():
+                setattr(probe, attr, value)
+            probe.quotePrefix = quoted
+            ids.append(self.wb._cell_styles.add(probe._style))
+        return {"blank": ids[0], "bool": ids[0], "number": ids[0], "text": ids[0], "formula": ids[1]}
+
+    def to_bytes(self, sheets: Sequence[SheetXml]) -> bytes:
+        assert len(sheets) == self.sheets
+        if len(self.wb._cell_styles) != self._styles_saved:
+            buf = io.BytesIO()
+            self.wb.save(buf)
+            with zipfile.ZipFile(buf) as z:
+                self._parts = {n: z.read(n) for n in z.namelist() if n != _WORKBOOK and not _SHEET.fullmatch(n)}
+            self._styles_saved = len(self.wb._cell_styles)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for part, content in self.parts.items():
+            for part, content in self._parts.items():
                 z.writestr(part, content)
-            z.writestr(_WORKBOOK, book)
-            z.writestr(_SHEET, sheet)
+            z.writestr(_WORKBOOK, _workbook_xml(sheets))
+            for i, sheet in enumerate(sheets, 1):
+                z.writestr(f"xl/worksheets/sheet{i}.xml", _sheet_xml(sheet))
         return buf.getvalue()
+
+
+def table_cells(book: QuickBook, title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
+                start_row: int = 1, widths: dict[str, float] | None = None,
+                number_formats: dict[str, str] | None = None, wrap: Sequence[str] = ()) -> SheetXml:
+    """A sheet holding write_table's table, its header row at `start_row`."""
+    rows = list(rows)
+    col_widths, styles = _table_layout(book.ws, headers, rows, widths, number_formats, wrap, book.made)
+    cells = [(start_row, j, h, book.header) for j, h in enumerate(headers, 1)]
+    cells += [(r, j, v, styles[j - 1]) for r, row in enumerate(rows, start_row + 1) for j, v in enumerate(row, 1)]
+    return SheetXml(title, cells, col_widths, start_row + len(rows), header_row=start_row, heights={start_row: 32})
+
+
+def column_styles(book: QuickBook, width: int, formats: dict[int, str], *, wrapped: set[int]
+                  ) -> list[dict[str, int | None]]:
+    """Bordered cell styles of a table's `width` columns (see _column_styles)."""
+    return _column_styles(book.ws, width, formats, True, wrapped, book.made)
+
+
+def _sheet_xml(s: SheetXml) -> str:
+    last_col = get_column_letter(len(s.widths))
+    rows: dict[int, list[str]] = {}
+    for r, c, value, styles in sorted(s.cells, key=lambda cell: cell[:2]):
+        rows.setdefault(r, []).append(_cell_xml(f"{get_column_letter(c)}{r}", value, styles))
+    data = "".join(f'<row r="{r}"' + (f' ht="{s.heights[r]}" customHeight="1"' if r in s.heights else "")
+                   + f'>{"".join(xs)}</row>' for r, xs in rows.items())
+    cols = "".join(f'<col min="{j}" max="{j}" width="{w:.16g}" customWidth="1"/>'  # openpyxl's precision
+                   for j, w in enumerate(s.widths, 1))
+    h = s.header_row
+    pane = (f'<pane ySplit="{h}" topLeftCell="A{h + 1}" activePane="bottomLeft" state="frozen"/>'
+            '<selection pane="bottomLeft" activeCell="A1" sqref="A1"/>' if h else
+            '<selection activeCell="A1" sqref="A1"/>')
+    protection = ('<sheetProtection sheet="1" objects="0" scenarios="0" formatColumns="0" formatRows="0" '
+                  'sort="0" autoFilter="0"/>' if s.protected else "")
+    merged = (f'<mergeCells count="{len(s.merged)}">' + "".join(f'<mergeCell ref="{m}"/>' for m in s.merged)
+              + "</mergeCells>" if s.merged else "")
+    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet {_NS}>'
+            '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
+            f'<dimension ref="A1:{last_col}{s.last_row}"/><sheetViews><sheetView workbookViewId="0">{pane}'
+            '</sheetView></sheetViews>'
+            f'<sheetFormatPr baseColWidth="8" defaultRowHeight="15"/><cols>{cols}</cols>'
+            f'<sheetData>{data}</sheetData>{protection}'
+            + (f'<autoFilter ref="A{h}:{last_col}{s.last_row}"/>' if h else "") + merged
+            + '<printOptions horizontalCentered="1"/>'
+            '<pageMargins left="0.75" right="0.75" top="1" bottom="1" header="0.5" footer="0.5"/>'
+            f'<pageSetup orientation="{"landscape" if s.landscape else "portrait"}" paperSize="9" '
+            'fitToHeight="0" fitToWidth="1"/>'
+            f'<headerFooter><oddFooter>{escape("&C" + PAGE_FOOTER)}</oddFooter></headerFooter></worksheet>')
+
+
+def _workbook_xml(sheets: Sequence[SheetXml]) -> str:
+    names, defined = [], []
+    for i, s in enumerate(sheets):
+        names.append(f'<sheet name="{escape(s.title)}" sheetId="{i + 1}" r:id="rId{i + 1}"/>')
+        quoted = escape("'" + s.title.replace("'", "''") + "'")
+        last = f"${get_column_letter(len(s.widths))}${s.last_row}"
+        if s.header_row:
+            defined += [f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
+                        f'{quoted}!$A${s.header_row}:{last}</definedName>',
+                        f'<definedName name="_xlnm.Print_Titles" localSheetId="{i}">'
+                        f'{quoted}!${s.header_row}:${s.header_row}</definedName>']
+        defined.append(f'<definedName name="_xlnm.Print_Area" localSheetId="{i}">{quoted}!$A$1:{last}</definedName>')
+    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook {_NS}><workbookPr/>'
+            '<bookViews><workbookView activeTab="0"/></bookViews>'
+            f'<sheets>{"".join(names)}</sheets><definedNames>{"".join(defined)}</definedNames>'
+            '<calcPr calcId="124519" fullCalcOnLoad="1"/></workbook>')

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 import zipfile
 
 import numpy as np
 import pytest
 from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Protection
 from python_calamine import CalamineWorkbook
 
-from assets.xlsx import BORDERED_ROWS, save_workbook, write_table
+from assets.xlsx import BORDERED_ROWS, QuickBook, SheetXml, save_workbook, table_cells, write_table
 
 HEADERS = ["代码", "名称", "得分", "日期", "是否", "备注"]
 
@@ -112,3 +114,48 @@ def test_short_bordered_table_through_the_xml_path_is_styled_as_cells(tmp_path):
     assert numbers == list(range(1, 10))
     assert b["B3"].alignment.wrap_text and not b["A3"].alignment.wrap_text
     assert all(c.alignment.wrap_text for c in b["F"][1:]), "备注 wraps, blanks included"
+
+
+def _cell_facts(ws):
+    # an empty text is a cell without a value either way; openpyxl types it as text, the XML path does not
+    return [[(c.value, c.number_format, c.border.left.style, c.alignment.wrap_text, c.font.b, c.fill.fgColor.rgb,
+              c.quotePrefix, c.data_type if c.value is not None else None) for c in row] for row in ws.iter_rows()]
+
+
+def _sheet_facts(ws):
+    return (ws.dimensions, ws.freeze_panes, ws.auto_filter.ref, ws.print_area, ws.print_title_rows,
+            ws.page_setup.orientation, {k: d.width for k, d in ws.column_dimensions.items()},
+            {k: d.height for k, d in ws.row_dimensions.items() if d.height})
+
+
+def test_a_quickbook_table_is_write_tables_table(tmp_path):
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "明细"
+    write_table(ws, HEADERS, rows(12), start_row=3, number_formats={"得分": "0.00"}, landscape=False)
+    wb.save(tmp_path / "cells.xlsx")
+    book = QuickBook(1)
+    sheet = table_cells(book, "明细", HEADERS, rows(12), start_row=3, number_formats={"得分": "0.00"})
+    sheet.landscape = False
+    (tmp_path / "xml.xlsx").write_bytes(book.to_bytes([sheet]))
+
+    cells, xml = load_workbook(tmp_path / "cells.xlsx")["明细"], load_workbook(tmp_path / "xml.xlsx")["明细"]
+    assert _cell_facts(xml) == _cell_facts(cells)
+    assert _sheet_facts(xml) == _sheet_facts(cells)
+
+
+def test_a_style_first_used_by_a_later_workbook_is_in_its_styles(tmp_path):
+    book = QuickBook(2)
+    plain = table_cells(book, "一", ["甲"], [["文字"]])
+    first = book.to_bytes([plain, SheetXml("二", [], [8.0], 1)])
+    money = table_cells(book, "一", ["金额"], [[1234.5]], number_formats={"金额": "#,##0.00"})
+    protected = SheetXml("二", [(1, 1, "", book.style(protection=Protection(locked=False)))], [8.0], 1,
+                         merged=["A1:C1"], protected=True)
+    (tmp_path / "b.xlsx").write_bytes(book.to_bytes([money, protected]))
+
+    wb = load_workbook(tmp_path / "b.xlsx")
+    assert wb["一"]["A2"].number_format == "#,##0.00" and wb["一"]["A2"].border.left.style == "thin"
+    assert wb["二"]["A1"].protection.locked is False and wb["二"].protection.sheet
+    assert [str(r) for r in wb["二"].merged_cells.ranges] == ["A1:C1"] and wb["二"].freeze_panes is None
+    assert len(zipfile.ZipFile(io.BytesIO(first)).read("xl/styles.xml")) < \
+        len(zipfile.ZipFile(tmp_path / "b.xlsx").read("xl/styles.xml"))
