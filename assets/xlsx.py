@@ -241,8 +241,19 @@ def _column_styles(ws: Worksheet, width: int, formats: dict[int, str], bordered:
 def _rows_xml(block: BulkRows) -> Iterable[str]:
     """<row> elements with the values as set_value would store them."""
     letters = [get_column_letter(j) for j in range(1, 1 + len(block.styles))]
+    # A text's XML after its reference, made once per column: names, codes and verdicts repeat.
+    texts: list[dict[str, str]] = [{} for _ in block.styles]
     for r, row in enumerate(block.rows, block.first_row):
-        yield f'<row r="{r}">{"".join(_cell_xml(f"{letters[j]}{r}", v, block.styles[j]) for j, v in enumerate(row))}</row>'
+        cells = []
+        for j, v in enumerate(row):
+            if type(v) is str and v:
+                tail = texts[j].get(v)
+                if tail is None:
+                    tail = texts[j][v] = _text_tail(v, block.styles[j])
+                cells.append(f'<c r="{letters[j]}{r}"{tail}')
+            else:
+                cells.append(_cell_xml(f"{letters[j]}{r}", v, block.styles[j]))
+        yield f'<row r="{r}">{"".join(cells)}</row>'
 
 
 def _cell_xml(ref: str, value: Any, styles: dict[str, int | None]) -> str:
@@ -277,9 +288,14 @@ def _number_xml(ref: str, value: Any, styles: dict[str, int | None]) -> str:
 
 
 def _text_xml(ref: str, value: str, styles: dict[str, int | None]) -> str:
+    return f'<c r="{ref}"{_text_tail(value, styles)}'
+
+
+def _text_tail(value: str, styles: dict[str, int | None]) -> str:
+    """A text cell's XML after its reference."""
     text = cell_text(value)
     style = styles.get("formula" if text.startswith(FORMULA_STARTS) else "text")
-    return f'<c r="{ref}"{_s(style)} t="inlineStr"><is><t xml:space="preserve">{escape(text)}</t></is></c>'
+    return f'{_s(style)} t="inlineStr"><is><t xml:space="preserve">{escape(text)}</t></is></c>'
 
 
 def _s(style_id: int | None) -> str:
@@ -300,7 +316,8 @@ def save_workbook(wb: Workbook, path: str | Path, bulk: Sequence[BulkRows] = ())
 def _splice(path: Path, bulk: Sequence[BulkRows]) -> None:
     parts = {block.ws.path.lstrip("/"): block for block in bulk}  # ws.path is set by wb.save
     spliced = path.with_name(path.name + ".bulk")
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(spliced, "w", zipfile.ZIP_DEFLATED) as dst:
+    # The fastest compression: for 3,000 units' score workbook, 0.6-1.0 s less, and 15.5 MB instead of 12.8.
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(spliced, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
         for item in src.infolist():
             block = parts.get(item.filename)
             if block is None:
