@@ -16,8 +16,7 @@ from openpyxl.styles import Font
 
 from assets.archive import write_atomic
 from assets.model import BEIJING, TIME_FORMAT, display
-from assets.xlsx import (BORDER, HEADER_ALIGNMENT, HEADER_FILL, HEADER_FONT, TITLE_FONT, WRAP, QuickBook,
-                         SheetXml, table_widths)
+from assets.xlsx import BORDER, TITLE_FONT, WRAP, QuickBook, SheetXml, table_widths
 
 TITLE = "海东市法治政府建设示范创建 报送回执"
 STATUSES = ("accepted", "rejected", "duplicate")
@@ -147,11 +146,10 @@ def _unit_text(receipt: dict) -> str:
 def _book() -> tuple[QuickBook, dict[str, dict[str, int | None]]]:
     """The receipt workbook's writer and its named cell styles, made once per process."""
     book = QuickBook(1)
-    header = {"font": HEADER_FONT, "fill": HEADER_FILL, "border": BORDER, "alignment": HEADER_ALIGNMENT}
     styles = {"plain": {}, "title": {"font": TITLE_FONT}, "label": {"font": Font(bold=True)},
-              "header": header, "cell": {"border": BORDER}, "wrap": {"border": BORDER, "alignment": WRAP},
+              "cell": {"border": BORDER}, "wrap": {"border": BORDER, "alignment": WRAP},
               **{status: {"font": font} for status, font in RESULT_FONT.items()}}
-    return book, {name: book.style(**attrs) for name, attrs in styles.items()}
+    return book, {"header": book.header, **{name: book.style(**attrs) for name, attrs in styles.items()}}
 
 
 def _xlsx(receipt: dict) -> bytes:
