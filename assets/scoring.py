@@ -309,7 +309,10 @@ def veto_events(events: pd.DataFrame | None) -> pd.DataFrame:
 
 def veto_types(parsed: ParsedWorkbook) -> list[str]:
     """The veto event types the workbook's 负面清单 lists, in order of first mention."""
-    return list(dict.fromkeys(veto_events(parsed.tables.get(EVENTS_SHEET))[EVENT_TYPE]))
+    events = parsed.tables.get(EVENTS_SHEET)
+    if events is None or events.empty:  # most workbooks: no frame to build at intake
+        return []
+    return list(dict.fromkeys(veto_events(events)[EVENT_TYPE]))
 
 
 def _problems_text(record: SubmissionRecord) -> str:

@@ -33,6 +33,8 @@ THIN = Side(style="thin", color="BFBFBF")
 BORDER = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 WRAP = Alignment(wrap_text=True, vertical="top")
 HEADER_ALIGNMENT = Alignment(horizontal="center", vertical="center", wrap_text=True)
+# a table's header cells
+HEADER = {"font": HEADER_FONT, "fill": HEADER_FILL, "border": BORDER, "alignment": HEADER_ALIGNMENT}
 SCORE_FORMAT = "0.00"
 DATE_FORMAT = "yyyy-mm-dd"
 FORMULA_STARTS = ("=", "+", "-", "@")
@@ -104,8 +106,8 @@ def write_table(
         if header_style is not None:
             c._style = copy(header_style)
             continue
-        c.font, c.fill, c.border = HEADER_FONT, HEADER_FILL, BORDER
-        c.alignment = HEADER_ALIGNMENT
+        for attr, value in HEADER.items():
+            setattr(c, attr, value)
         header_style = c._style
     ws.row_dimensions[start_row].height = 32
     rows = list(rows)
@@ -222,20 +224,27 @@ def _column_styles(ws: Worksheet, width: int, formats: dict[int, str], bordered:
         kind = _kind(value)
         key = (kind, bordered, wrap, number_format if kind == "number" else None)
         if key not in made:
-            probe = Cell(ws)  # detached: never written itself
-            set_value(probe, value)
-            if bordered:
-                probe.border = BORDER
+            attrs: dict[str, Any] = {"border": BORDER} if bordered else {}
             if wrap:
-                probe.alignment = WRAP
+                attrs["alignment"] = WRAP
             if key[3]:
-                probe.number_format = number_format
-            made[key] = ws.parent._cell_styles.add(probe._style) if probe.has_style else None
+                attrs["number_format"] = number_format
+            made[key] = _style_id(ws, value, **attrs)
         return made[key]
 
     samples = {"blank": None, "bool": True, "number": 0, "date": dt.date(2000, 1, 1), "text": "x", "formula": "="}
     return [{kind: style_id(v, j in wrapped, formats.get(j)) for kind, v in samples.items()}
             for j in range(1, width + 1)]
+
+
+def _style_id(ws: Worksheet, value: Any, **attrs: Any) -> int | None:
+    """The workbook's index of the style of a cell holding `value` (as set_value stores it), with
+    `attrs` (font, fill, border, alignment, protection, number_format); None: no style at all."""
+    probe = Cell(ws)  # detached: only registers its style
+    set_value(probe, value)
+    for attr, v in attrs.items():
+        setattr(probe, attr, v)
+    return ws.parent._cell_styles.add(probe._style) if probe.has_style else None
 
 
 def _rows_xml(block: BulkRows) -> Iterable[str]:
@@ -382,21 +391,16 @@ class QuickBook:
         self.ws = self.wb.active
         self.sheets = sheets
         self.made: dict[tuple, int | None] = {}  # table styles made so far (see _column_styles)
-        self.header = self.style(font=HEADER_FONT, fill=HEADER_FILL, border=BORDER, alignment=HEADER_ALIGNMENT)
+        self.header = self.style(**HEADER)
         self._parts: dict[str, bytes] = {}
         self._styles_saved = 0
 
     def style(self, **attrs: Any) -> dict[str, int | None]:
-        """Style ids of a cell with `attrs` (font, fill, border, alignment, protection, number_format)
-        by kind of value: text that looks like a formula carries Excel's quote prefix."""
-        ids = []
-        for quoted in (False, True):
-            probe = Cell(self.ws)  # detached: only registers its style
-            for attr, value in attrs.items():
-                setattr(probe, attr, value)
-            probe.quotePrefix = quoted
-            ids.append(self.wb._cell_styles.add(probe._style))
-        return {"blank": ids[0], "bool": ids[0], "number": ids[0], "text": ids[0], "formula": ids[1]}
+        """Style ids of a cell with `attrs` by kind of value (see _style_id): text that looks like
+        a formula carries Excel's quote prefix."""
+        plain = _style_id(self.ws, None, **attrs)
+        quoted = _style_id(self.ws, "=", **attrs)
+        return {"blank": plain, "bool": plain, "number": plain, "text": plain, "formula": quoted}
 
     def to_bytes(self, sheets: Sequence[SheetXml]) -> bytes:
         assert len(sheets) == self.sheets
