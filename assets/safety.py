@@ -1,7 +1,8 @@
 """Hostile-file defences, run before any parser touches the bytes (SPEC §7).
 
 Every check reads a bounded amount: magic bytes, the zip central directory,
-the first 64 KB of each XML member. Nothing is decompressed to learn its size.
+each XML member's prolog (at most its first 64 KB). Nothing is decompressed to
+learn its size.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 # Which container each accepted extension must be.
 CONTAINERS = {"xlsx": "zip", "xlsm": "zip", "ods": "zip", "xls": "ole"}
 XML_PROLOG_BYTES = 64 * 1024
+PROLOG_STEP = 1024  # a workbook part's prolog is a line: its root element starts within the first read
 BIG_MEMBER_BYTES = 1024 * 1024  # the ratio test applies to members above this size
 MAX_MEMBERS = 10_000
 
@@ -110,6 +112,26 @@ def _decode(head: bytes) -> str:
 
 
 _DANGEROUS_XML = re.compile(rb"<!(DOCTYPE|ENTITY)")
+_ROOT_ELEMENT = re.compile(rb"<[A-Za-z_]")
+
+
+def _prolog(member) -> bytes:
+    """What comes before the root element (where XML allows a DTD), at most XML_PROLOG_BYTES;
+    NULs dropped, so that UTF-16 text matches too. Inflating the first 64 KB of every part
+    cost 0.8 ms per file, against 0.4 ms stopping at the root element."""
+    head = b""
+    while len(head) < XML_PROLOG_BYTES:
+        piece = member.read(min(PROLOG_STEP, XML_PROLOG_BYTES - len(head)))
+        if not piece:
+            break
+        head += piece
+        text = head.replace(b"\x00", b"")
+        root = _ROOT_ELEMENT.search(text)
+        prolog = text[:root.start()] if root else b""
+        # "<a" within a comment or a processing instruction is not the root: then read on
+        if root and b"<!--" not in prolog and b"<?" not in prolog.replace(b"<?xml ", b""):
+            return prolog
+    return head.replace(b"\x00", b"")
 
 
 def _inspect_zip(path: Path, ext: str, limits: dict) -> Problem | None:
@@ -132,9 +154,8 @@ def _inspect_zip(path: Path, ext: str, limits: dict) -> Problem | None:
             for info in infos:
                 if info.filename.lower().endswith((".xml", ".rels")):
                     with z.open(info) as member:
-                        prolog = member.read(XML_PROLOG_BYTES)
-                    if _DANGEROUS_XML.search(prolog.replace(b"\x00", b"")):
-                        return whole_file("entity")
+                        if _DANGEROUS_XML.search(_prolog(member)):
+                            return whole_file("entity")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError,
             ValueError, zlib.error):
         return whole_file("corrupt")

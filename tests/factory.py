@@ -81,15 +81,16 @@ def add_cached_values(path: Path, sheet_index: int, values: dict[str, str]) -> N
     patch_xlsx(path, sheet_part(path, sheet_index), edit)
 
 
-def billion_laughs(path: Path) -> None:
-    """The classic entity expansion attack in the first sheet's XML."""
+def billion_laughs(path: Path, before: str = "") -> None:
+    """The classic entity expansion attack in the first sheet's XML, after `before` (comments…)."""
     entities = '<!ENTITY lol "lol">' + "".join(
         f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
     doctype = f"<!DOCTYPE worksheet [{entities}]>"
 
-    def edit(xml: bytes) -> bytes:
-        head, _, rest = xml.decode().partition("?>")
-        return (head + "?>" + doctype + rest.replace("<v>", "<v>&lol9;", 1)).encode()
+    def edit(xml: bytes) -> bytes:  # in the prolog: after the XML declaration, before the root element
+        text = xml.decode()
+        root = text.index("<worksheet")
+        return (text[:root] + before + doctype + text[root:].replace("<t>", "<t>&lol9;", 1)).encode()
     patch_xlsx(path, sheet_part(path, 0), edit)
 
 

@@ -78,6 +78,17 @@ def test_billion_laughs(tmp_path):
     assert "DOCTYPE" in rejected(path)
 
 
+@pytest.mark.parametrize("before", [
+    "<!-- <worksheet> -->",  # a start tag inside a comment is not the root element
+    "<?note <worksheet>?>",
+    "<!--" + "x" * 5000 + "-->",  # the prolog runs past the first read
+])
+def test_doctype_behind_comments(tmp_path, before):
+    path = make(tmp_path, "xlsx")
+    billion_laughs(path, before)
+    assert "DOCTYPE" in rejected(path)
+
+
 @pytest.mark.parametrize("ext", ["xls", "xlsx"])
 @pytest.mark.parametrize("body", [
     "\ufeff<!DOCTYPE html><html><body><table><tr><td>单位名称</td></tr></table></body></html>",
