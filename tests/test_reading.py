@@ -9,7 +9,7 @@ import openpyxl
 import pytest
 
 from assets.demo import Cell, satisfaction_sheets, submission_sheets, write_workbook
-from assets.reading import read_workbook
+from assets.reading import _XlsxParts, read_workbook
 from factory import (FORMATS, add_cached_values, make, needs_libreoffice, patch_xlsx, reorder, saved_by_libreoffice,
                      set_cell, sheet_part, shift)
 
@@ -253,6 +253,36 @@ def test_formulas_in_a_prefixed_namespace(tmp_path):
     patch_xlsx(path, sheet_part(path, 1), prefixed)
     assert "<x:f>" in zipfile.ZipFile(path).read(sheet_part(path, 1)).decode()
     assert {(p.sheet, p.cell) for p in read(path).errors} == {("年度数据", "C2")}
+
+
+def test_parts_are_read_as_zipfile_reads_them(tmp_path):
+    """Parts are inflated without zipfile (see `_XlsxParts.part`): same bytes, stored parts too."""
+    path = make(tmp_path, "xlsx", cases=300)
+    stored = sheet_part(path, 1)
+    with zipfile.ZipFile(path) as z:
+        members = [(i, z.read(i)) for i in z.infolist()]
+    with zipfile.ZipFile(path, "w") as z:
+        for info, data in members:
+            info.compress_type = zipfile.ZIP_STORED if info.filename == stored else zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+    parts = _XlsxParts(path)
+    with zipfile.ZipFile(path) as z:
+        assert z.getinfo(stored).compress_type == zipfile.ZIP_STORED
+        assert {n: parts.part(n) for n in z.namelist()} == {n: z.read(n) for n in z.namelist()}
+
+
+def test_a_part_not_matching_its_checksum_is_refused(tmp_path):
+    path = make(tmp_path, "xlsx")
+    part = sheet_part(path, 1)
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02")
+    while data[entry + 46:entry + 46 + len(part)] != part.encode():  # the part's central directory entry
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    data[entry + 16] ^= 0xFF  # its CRC-32
+    path.write_bytes(bytes(data))
+    with pytest.raises(zipfile.BadZipFile):
+        _XlsxParts(path).part(part)
+    assert "损坏" in read(path).errors[0].message
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
