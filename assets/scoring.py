@@ -10,11 +10,11 @@ import datetime as dt
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from functools import reduce
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np

@@ -87,7 +87,7 @@ def billion_laughs(path: Path, before: str = "") -> None:
         f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
     doctype = f"<!DOCTYPE worksheet [{entities}]>"
 
-    def edit(xml: bytes) -> bytes:  # in the prolog: after the XML declaration, before the root element
+    def edit(xml: bytes) -> bytes:  # in the prolog, before the root element, where a parser honours it
         text = xml.decode()
         root = text.index("<worksheet")
         return (text[:root] + before + doctype + text[root:].replace("<t>", "<t>&lol9;", 1)).encode()
