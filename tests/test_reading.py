@@ -269,6 +269,7 @@ def test_parts_are_read_as_zipfile_reads_them(tmp_path):
     with zipfile.ZipFile(path) as z:
         assert z.getinfo(stored).compress_type == zipfile.ZIP_STORED
         assert {n: parts.part(n) for n in z.namelist()} == {n: z.read(n) for n in z.namelist()}
+    parts.close()
 
 
 def test_a_part_not_matching_its_checksum_is_refused(tmp_path):
@@ -280,8 +281,10 @@ def test_a_part_not_matching_its_checksum_is_refused(tmp_path):
         entry = data.index(b"PK\x01\x02", entry + 4)
     data[entry + 16] ^= 0xFF  # its CRC-32
     path.write_bytes(bytes(data))
+    parts = _XlsxParts(path)
     with pytest.raises(zipfile.BadZipFile):
-        _XlsxParts(path).part(part)
+        parts.part(part)
+    parts.close()
     assert "损坏" in read(path).errors[0].message
 
 
