@@ -9,6 +9,11 @@ profiler: 12.7 ms per event with a connection per statement, 6.9 ms with kept
 connections. Commits are unchanged (each still syncs the WAL). An
 idle connection holds no lock, so other processes (the UI, the daemon, other
 runs) read and write the files as before.
+
+A chunk of submissions is recorded as one batch of materialisations
+(`log_materializations`): one transaction per database file instead of two per
+event, 0.6 against 3.2-4.4 ms of CPU per event. PostgreSQL's storage batches
+them in its own way.
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.events import ASSET_EVENTS, DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy import create_engine
@@ -29,6 +36,17 @@ KEPT_ENGINES = 16  # the index and the runs being written; the UI reads many run
 
 # A forked child must neither use nor close its parent's SQLite connections: they stay here, untouched.
 _PARENTS_ENGINES: list[Engine] = []
+
+# Dagster stores events sent with batch metadata together only when this is set; up to this many
+# are kept before a write (a chunk of intake is at most FAZHI_BATCH_SIZE, 400 by default).
+os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+
+
+def log_materializations(context: dg.AssetExecutionContext, materializations: list[dg.AssetMaterialization]) -> None:
+    """Record materialisations as one batch, as `context.log_event` would one at a time."""
+    step, batch = context.get_step_execution_context(), generate_event_batch_id()
+    for i, m in enumerate(materializations):
+        DagsterEvent.asset_materialization(step, m, DagsterEventBatchMetadata(batch, i == len(materializations) - 1))
 
 
 class SqliteEventLogKeepingEngines(SqliteEventLogStorage):
@@ -71,3 +89,23 @@ class SqliteEventLogKeepingEngines(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def store_event_batch(self, events) -> None:
+        """A run's asset events in one transaction per database file. The asset's row of latest
+        events is written once per asset and kind of event: each write would replace the one
+        before. Anything else is stored one event at a time, as Dagster does."""
+        run_id = events[0].run_id if events else None
+        if not events or not all(e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS
+                                 and e.dagster_event.asset_key and e.run_id == run_id for e in events):
+            super().store_event_batch(events)
+            return
+        rows = [self._event_to_row(e) for e in events]
+        with self.run_connection(run_id) as conn:
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
+        with self.index_transaction() as conn:
+            ids = [conn.execute(SqlEventLogStorageTable.insert().values(**row)).inserted_primary_key[0]
+                   for row in rows]
+            self._store_asset_event_tags(conn, events, ids)
+            latest = {(e.dagster_event.asset_key, e.dagster_event_type): (e, i) for e, i in zip(events, ids)}
+            for e, i in latest.values():
+                self._store_asset_event(conn, e, i)

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from assets.registry import PROJECT_DIR
-from pipelines.storage import KEPT_ENGINES, SqliteEventLogKeepingEngines
+from pipelines.storage import KEPT_ENGINES, SqliteEventLogKeepingEngines, log_materializations
 
 PARTS = dg.DynamicPartitionsDefinition(name="parts")
 SPEC = dg.AssetSpec("reported", partitions_def=PARTS)
@@ -23,11 +23,23 @@ def reporter(context: dg.AssetExecutionContext) -> None:
         context.log_event(dg.AssetMaterialization(asset_key=SPEC.key, partition=key, metadata={"文件": f"{key}.xlsx"}))
 
 
+@dg.asset
+def batch_reporter(context: dg.AssetExecutionContext) -> None:
+    context.instance.add_dynamic_partitions(PARTS.name, ["a", "b"])
+    log_materializations(context, [dg.AssetMaterialization(asset_key=SPEC.key, partition=key, metadata={"文件": f"{key}.xlsx"})
+                                   for key in ("a", "b", "a")])
+
+
+def _instance(home, monkeypatch) -> dg.DagsterInstance:
+    home.mkdir(exist_ok=True)
+    shutil.copy(PROJECT_DIR / "deploy" / "dagster.sqlite.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return dg.DagsterInstance.get()
+
+
 @pytest.fixture
 def instance(tmp_path, monkeypatch):
-    shutil.copy(PROJECT_DIR / "deploy" / "dagster.sqlite.yaml", tmp_path / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    with dg.DagsterInstance.get() as inst:
+    with _instance(tmp_path, monkeypatch) as inst:
         yield inst
 
 
@@ -45,6 +57,34 @@ def test_events_round_trip(instance, tmp_path):
     run = instance.get_runs(limit=1)[0]
     assert any(e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_SUCCESS
                for e in instance.all_logs(run.run_id))
+
+
+def test_a_batch_of_materializations_is_stored_as_one_at_a_time(tmp_path, monkeypatch):
+    """What the UI and the scoring read back is the same whether the events came one by one or
+    as a batch, and the batch reaches the storage as one write."""
+    seen = {}
+    for reporting in (reporter, batch_reporter):
+        with _instance(tmp_path / reporting.key.path[-1], monkeypatch) as inst:
+            writes = []
+            store = inst.event_log_storage.store_event_batch
+            monkeypatch.setattr(inst.event_log_storage, "store_event_batch", lambda es: (writes.append(len(es)), store(es)))
+            job = dg.Definitions(assets=[SPEC, reporting]).resolve_implicit_global_asset_job_def()
+            for _ in range(2):
+                assert job.execute_in_process(instance=inst).success
+            records = inst.fetch_materializations(SPEC.key, limit=10, ascending=True).records
+            latest = inst.get_asset_records([SPEC.key])[0].asset_entry.last_materialization_record
+            run = inst.get_runs(limit=1)[0]
+            seen[reporting] = (
+                writes,
+                [(r.partition_key, r.asset_materialization.metadata["文件"].value) for r in records],
+                inst.get_materialized_partitions(SPEC.key),
+                (latest.storage_id == records[-1].storage_id, latest.partition_key, latest.run_id == run.run_id),
+                sum(e.dagster_event is not None and e.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+                    and e.dagster_event.asset_key == SPEC.key for e in inst.all_logs(run.run_id)))
+    assert seen[reporter][0] == [] and seen[batch_reporter][0] == [3, 3]
+    assert seen[reporter][1:] == seen[batch_reporter][1:]
+    assert seen[reporter][1] == [("a", "a.xlsx"), ("b", "b.xlsx"), ("a", "a.xlsx")] * 2
+    assert seen[reporter][3:] == ((True, "a", True), 3)
 
 
 def test_engines_kept_are_bounded(instance):
