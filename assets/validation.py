@@ -15,6 +15,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+# The suites first: their package sets how Great Expectations is imported (expectations/__init__.py).
+from expectations.suites import INDEX, ROW, SUBMISSION, YEAR, YEAR_ITEM, Derived, Rule, SheetSuite, sheet_suites  # isort: skip
+
 import great_expectations.expectations as gxe
 import numpy as np
 import pandas as pd
@@ -23,7 +26,6 @@ from great_expectations.execution_engine import pandas_execution_engine
 from assets.model import ParsedWorkbook, Problem
 from assets.registry import Registry
 from expectations.schema import Schema, load_schema
-from expectations.suites import INDEX, ROW, SUBMISSION, YEAR, YEAR_ITEM, Derived, Rule, SheetSuite, sheet_suites
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import time
 
 import pandas as pd
 import pytest
 
 from assets.model import ParsedWorkbook
+from assets.registry import PROJECT_DIR
 from assets.registry import load_registry
 from assets.validation import validate_batch
 from expectations.schema import load_schema
@@ -519,3 +522,15 @@ def test_generated_satisfaction_file(tmp_path):
     found = validate_batch({"sat": parsed}, REGISTRY, CODES).problems["sat"]
     assert [(x.cell, x.value) for x in found] == [("A2", "630202"), ("A4", "630202")]
     assert found[0].message == "单位代码与测评年度重复：每个单位只应填写一行，请删除重复行"
+
+
+def test_great_expectations_is_imported_without_scipy_stats_until_it_is_used():
+    """A fresh process (as each worker's fork server) imports the validation without loading
+    scipy.stats; a distribution test that does use it still gets the real module."""
+    code = ("import sys, assets.validation\n"
+            "print('scipy.stats._stats_py' in sys.modules)\n"
+            "from scipy import stats\n"
+            "print(stats.entropy([0.5, 0.5], [0.5, 0.5]), 'scipy.stats._stats_py' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "0.0", "True"]
