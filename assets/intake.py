@@ -106,7 +106,9 @@ def process_pending(paths: Paths, registry: Registry, system, *,
     when another process is already processing.
     """
     schema = schema or load_schema()
-    batch_size = batch_size or int(os.environ.get("FAZHI_BATCH_SIZE", 400))
+    # Each worker checks its half of a chunk as one GX batch: 3.3-3.8 ms per file in batches of
+    # 400, 4.8-5.8 ms in batches of 200; a worker then holds some 500 MB of workbooks.
+    batch_size = batch_size or int(os.environ.get("FAZHI_BATCH_SIZE", 800))
     with _exclusive(paths, block) as mine:
         if not mine:
             return

@@ -38,7 +38,7 @@ KEPT_ENGINES = 16  # the index and the runs being written; the UI reads many run
 _PARENTS_ENGINES: list[Engine] = []
 
 # Dagster stores events sent with batch metadata together only when this is set; up to this many
-# are kept before a write (a chunk of intake is at most FAZHI_BATCH_SIZE, 400 by default).
+# are kept before a write (a chunk of intake is at most FAZHI_BATCH_SIZE, 800 by default).
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 
 
