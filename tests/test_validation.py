@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from assets.model import ParsedWorkbook
-from assets.registry import PROJECT_DIR
-from assets.registry import load_registry
+from assets.registry import PROJECT_DIR, load_registry
 from assets.validation import validate_batch
 from expectations.schema import load_schema
 from expectations.suites import sheet_suites
