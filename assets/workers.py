@@ -46,7 +46,7 @@ def warm_up(preload: list[str]) -> None:
 
 def _forkserver(preload: list[str]):
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(preload)
+    context.set_forkserver_preload(["assets.fork_server", *preload])
     return context
 
 
@@ -60,6 +60,7 @@ def _start(factory: Callable, args: tuple) -> None:
     # frozen, 0.3 ms frozen and with the higher threshold.
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
+    gc.enable()  # off in the fork server (assets/fork_server.py)
 
 
 def state() -> Any:

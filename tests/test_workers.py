@@ -41,3 +41,13 @@ def test_workers_freeze_what_they_loaded_and_collect_less_often():
     assert built == {"built": True}
     assert frozen > 10_000, f"only {frozen} objects frozen: full collections walk every module again"
     assert threshold >= 10_000, f"a young collection every {threshold} allocations"
+
+
+def test_workers_collect_garbage_though_their_fork_server_imports_without():
+    """The fork server imports with the cyclic collector off (assets/fork_server.py); a worker
+    that left it off would never free a reference cycle."""
+    pool = process_pool(1, ["assets.workers"], dict, ({},))
+    try:
+        assert pool.submit(gc.isenabled).result(timeout=120) is True
+    finally:
+        pool.shutdown()
