@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-# The suites first: their package sets how Great Expectations is imported (expectations/__init__.py).
+# The suites first: they import Great Expectations without scipy.stats (expectations/lazy_scipy.py).
 from expectations.suites import INDEX, ROW, SUBMISSION, YEAR, YEAR_ITEM, Derived, Rule, SheetSuite, sheet_suites  # isort: skip
 
 import great_expectations.expectations as gxe

@@ -17,11 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import great_expectations as gx
-from great_expectations.data_context.types.base import ProgressBarsConfig
-from great_expectations.expectations.row_conditions import Column, Condition
+from expectations.lazy_scipy import load_on_first_use  # isort: skip
 
-from expectations.schema import Field, Schema, Sheet
+load_on_first_use("scipy.stats")  # before Great Expectations imports it (see there)
+
+import great_expectations as gx  # noqa: E402
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+from great_expectations.expectations.row_conditions import Column, Condition  # noqa: E402
+
+from expectations.schema import Field, Schema, Sheet  # noqa: E402
 
 SUBMISSION = "submission"  # submission id, on every frame
 ROW = "_row"               # sheet row of a table record

@@ -37,8 +37,8 @@ KEPT_ENGINES = 16  # the index and the runs being written; the UI reads many run
 # A forked child must neither use nor close its parent's SQLite connections: they stay here, untouched.
 _PARENTS_ENGINES: list[Engine] = []
 
-# Dagster stores events sent with batch metadata together only when this is set; up to this many
-# are kept before a write (a chunk of intake is at most FAZHI_BATCH_SIZE, 800 by default).
+# Dagster stores events sent with batch metadata together only when this is set, writing up to
+# this many at a time (more than an intake chunk's, unless FAZHI_BATCH_SIZE is raised past it).
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 
 
