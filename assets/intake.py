@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assets.archive import Paths, Received, received_records, write_atomic
+from assets.archive import Paths, Received, received_records, synced_together, write_all_atomic, write_atomic
 from assets.datadocs import write_datadocs, write_submission_report
 from assets.lookback import named_before
 from assets.model import ParsedWorkbook, PickledFrames, Problem, SubmissionRecord
@@ -122,11 +122,11 @@ def process_pending(paths: Paths, registry: Registry, system, *,
                 fresh, copies, results = checking
                 if k + 1 < len(chunks):  # queued behind this chunk
                     checking = _start_checking(paths, chunks[k + 1], claimed, workers)
-                for out in results:
-                    _write_outcome(paths, out)
-                    seen_sha[out.sha256] = out
-                done = [seen_sha[r.sha256] for r in fresh]
-                done += [_finish_duplicate(paths, rec, seen_sha[rec.sha256]) for rec in copies]
+                results = list(results)
+                seen_sha.update((out.sha256, out) for out in results)
+                repeated = [_duplicate(paths, rec, seen_sha[rec.sha256]) for rec in copies]
+                _write_outcomes(paths, results + repeated)
+                done = [seen_sha[r.sha256] for r in fresh] + repeated
                 if progress:
                     progress(sum(map(len, chunks[:k + 1])), len(todo))
                 yield done
@@ -217,19 +217,20 @@ def check_files(root: Path, recs: list[Received], registry: Registry, system, sc
     counts = dict(zip(accepted, coverage_counts([parsed[k] for k in accepted], system)))
     keys = _view_keys(system)
     outcomes = []
-    for receipt, out in judged:
-        book = parsed[out.record_id]
-        if _kept_whole(out, book):
-            write_atomic(paths.submissions / f"{out.record_id}.pkl",
-                         pickle.dumps(book, protocol=pickle.HIGHEST_PROTOCOL))
-        if out.kind == "submission":
-            rows = _pending_rows(out, book, counts[out.record_id], system) if out.record_id in counts else None
-            _save_scoring_view(paths, out.record_id, replace(book, problems=problems[out.record_id]),
-                               counts.get(out.record_id), rows, keys, schema)
-            if rows is not None:
-                out = replace(out, score_preview=preview_total(rows))
-        json_path = write_receipt_files(paths, receipt, datadocs)
-        outcomes.append(replace(out, receipt=str(json_path.relative_to(paths.root))))
+    with synced_together(root):  # before the caller writes the outcomes, which mark the files done
+        for receipt, out in judged:
+            book = parsed[out.record_id]
+            if _kept_whole(out, book):
+                write_atomic(paths.submissions / f"{out.record_id}.pkl",
+                             pickle.dumps(book, protocol=pickle.HIGHEST_PROTOCOL))
+            if out.kind == "submission":
+                rows = _pending_rows(out, book, counts[out.record_id], system) if out.record_id in counts else None
+                _save_scoring_view(paths, out.record_id, replace(book, problems=problems[out.record_id]),
+                                   counts.get(out.record_id), rows, keys, schema)
+                if rows is not None:
+                    out = replace(out, score_preview=preview_total(rows))
+            json_path = write_receipt_files(paths, receipt, datadocs)
+            outcomes.append(replace(out, receipt=str(json_path.relative_to(paths.root))))
     return outcomes
 
 
@@ -324,7 +325,8 @@ def _save_scoring_view(paths: Paths, record_id: str, parsed: ParsedWorkbook, cov
                                protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def _finish_duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
+def _duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
+    """A copy's receipt is written; its outcome is left for the caller."""
     receipt = {
         "status": "duplicate", "original_name": rec.original_name, "sha256": rec.sha256,
         "received_at": rec.received_at, "unit_code": first.unit_code, "unit_name": first.unit_name,
@@ -344,13 +346,12 @@ def _finish_duplicate(paths: Paths, rec: Received, first: Outcome) -> Outcome:
                   unit_code=first.unit_code, unit_name=first.unit_name, year=first.year,
                   errors=1, warnings=0, receipt=str(json_path.relative_to(paths.root)),
                   duplicate_of=first.record_id)
-    _write_outcome(paths, out)
     return out
 
 
-def _write_outcome(paths: Paths, out: Outcome) -> None:
-    write_atomic(paths.processed / f"{out.record_id}.json",
-                  json.dumps(asdict(out), ensure_ascii=False).encode())
+def _write_outcomes(paths: Paths, outs: list[Outcome]) -> None:
+    write_all_atomic([(paths.processed / f"{out.record_id}.json", json.dumps(asdict(out), ensure_ascii=False).encode())
+                      for out in outs], paths.root)
 
 
 def unreported(paths: Paths) -> list[Outcome]:

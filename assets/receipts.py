@@ -125,7 +125,10 @@ def _free_base(folder: Path, receipt: dict) -> str:
         existing = folder / f"{base}.json"
         if not existing.exists():
             return base
-        old = json.loads(existing.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(existing.read_text(encoding="utf-8"))
+        except ValueError:  # left torn by a crash of the machine before it was synced: no one's receipt yet
+            return base
         if (old.get("sha256"), old.get("received_at"), old.get("original_name")) == identity:
             return base
         n += 1

@@ -33,7 +33,7 @@ STAGES = {
     "GX Data Docs": [("assets.intake", "write_datadocs")],
     "coverage counts, scoring view, score preview": [
         ("assets.intake", "coverage_counts"), ("assets.intake", "_save_scoring_view"), ("assets.intake", "_pending_rows")],
-    "receipts + outcomes": [("assets.intake", "write_receipt_files"), ("assets.intake", "_write_outcome")],
+    "receipts + outcomes": [("assets.intake", "write_receipt_files"), ("assets.intake", "_write_outcomes")],
     "Dagster events (partitions, materialisations, checks, tags)": [
         ("dagster", "AssetExecutionContext.log_event"), ("dagster", "DagsterInstance.add_dynamic_partitions"),
         ("dagster", "DagsterInstance.add_run_tags")],

@@ -18,14 +18,14 @@ def test_files_taken_together_each_get_a_record_and_identical_bytes_one_object(t
         (paths.inbox / name).write_bytes(data)
     vanished = paths.inbox / "gone.xlsx"
     vanished.write_bytes(b"x")
-    real = archive.archive_file
+    real = archive._stage
 
     def archive_or_vanish(path, *args):
         if path == vanished:
             path.unlink()
         return real(path, *args)
 
-    monkeypatch.setattr(archive, "archive_file", archive_or_vanish)
+    monkeypatch.setattr(archive, "_stage", archive_or_vanish)
     seen = archive.scan_inbox(paths.inbox, {})[1]
     taken, seen, failed = archive.take_ready_files(paths, seen)
 
@@ -113,3 +113,54 @@ def test_a_file_written_to_while_archived_stays_in_the_inbox_for_the_next_poll(t
     assert dropped.read_bytes() == b"first half and the second half"
     assert [p for p in paths.objects.rglob("*") if p.is_file()] == []
     assert list(paths.received.iterdir()) == []
+
+
+def _snapshot_at_each_sync(monkeypatch, look):
+    """Replaces the file system sync with one that records `look()` each time it is called."""
+    seen = []
+    real = archive.sync_file_system
+
+    def recording(path):
+        seen.append(look())
+        real(path)
+
+    monkeypatch.setattr(archive, "sync_file_system", recording)
+    return seen
+
+
+def test_files_leave_the_inbox_only_after_their_bytes_and_records_are_synced_once_for_all(tmp_path, monkeypatch):
+    paths = archive.Paths(tmp_path).ensure()
+    for i in range(5):
+        (paths.inbox / f"{i}.xlsx").write_bytes(f"workbook {i}".encode() * 100)
+
+    def state():
+        return (sorted(p.name for p in paths.inbox.iterdir()),
+                sorted(p.name for p in paths.received.iterdir() if not p.name.endswith(".tmp")),
+                sorted(p.name for p in paths.objects.rglob("*") if p.is_file() and not p.name.endswith(".tmp")))
+
+    syncs = _snapshot_at_each_sync(monkeypatch, state)
+    fsyncs = []
+    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd))
+    taken, _, failed = _take_all(paths)
+
+    assert len(taken) == 5 and not failed and fsyncs == []  # no sync of its own for any file
+    inbox = [f"{i}.xlsx" for i in range(5)]
+    assert syncs[0] == (inbox, [], [])  # bytes and records under temporary names only
+    records = sorted(f"{r.record_id}.json" for r in taken)
+    assert syncs[-1] == (inbox, records, sorted(r.sha256 for r in taken))  # in place, inbox untouched
+    assert len(syncs) == 2 and list(paths.inbox.iterdir()) == []
+
+
+def test_files_written_all_atomic_are_synced_before_any_takes_its_name_and_a_failure_leaves_none(tmp_path, monkeypatch):
+    syncs = _snapshot_at_each_sync(monkeypatch, lambda: sorted(p.name for p in tmp_path.iterdir()))
+    archive.write_all_atomic([(tmp_path / "a.json", b"a"), (tmp_path / "b.json", b"b")], tmp_path)
+    assert len(syncs) == 1 and all(name.endswith(".tmp") for name in syncs[0]) and len(syncs[0]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
+
+    def files():
+        yield tmp_path / "c.json", b"c"
+        raise RuntimeError("disk gone")
+
+    with pytest.raises(RuntimeError):
+        archive.write_all_atomic(files(), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]

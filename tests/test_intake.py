@@ -1,6 +1,9 @@
 """What intake keeps for later stages, and how a later stage gets what was not kept."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pandas as pd
 
 from assets import archive, intake
@@ -65,3 +68,31 @@ def test_veto_types_found_at_intake_come_with_the_scoring_view(tmp_path):
     assert records["630202"].vetoes == [veto] and records["630203"].vetoes == []
     for r in records.values():  # the same as the stored 负面清单 gives
         assert r.vetoes == veto_types(r.parsed)
+
+
+def test_outcomes_mark_files_done_only_after_what_intake_wrote_for_them_is_synced(tmp_path, monkeypatch):
+    paths = archive.Paths(tmp_path).ensure()
+    for code, name in (("630202", "乐都区"), ("630203", "平安区")):
+        write_workbook(submission_sheets(code, name, 2024, cases=5, seed=1), paths.inbox / f"{name}.xlsx")
+    (paths.inbox / "平安区副本.xlsx").write_bytes((paths.inbox / "平安区.xlsx").read_bytes())
+    archive.take_ready_files(paths, archive.scan_inbox(paths.inbox, {})[1])
+    syncs, fsyncs = [], []
+    real = archive.sync_file_system
+
+    def recording(path):
+        syncs.append((sorted(p.name for p in paths.receipts.rglob("*.json") if not p.name.endswith(".tmp")),
+                      sorted(p.name for p in paths.processed.iterdir())))
+        real(path)
+
+    monkeypatch.setattr(archive, "sync_file_system", recording)
+    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd))
+    outcomes = [o for chunk in intake.process_pending(paths, load_registry(None), load_indicators()) for o in chunk]
+
+    assert sorted(o.status for o in outcomes) == ["accepted", "accepted", "duplicate"]
+    checked, marked = syncs
+    receipts = sorted(Path(o.receipt).name for o in outcomes if o.status != "duplicate")
+    assert checked == (receipts, [])  # the checked files' receipts are written, nothing is marked done
+    assert len(marked[0]) == 3 and len(marked[1]) == 3  # the copy's receipt too; then the outcomes,
+    assert all(name.endswith(".tmp") for name in marked[1])  # under temporary names only
+    assert sorted(p.name for p in paths.processed.iterdir()) == sorted(f"{o.record_id}.json" for o in outcomes)
+    assert len(fsyncs) == 2  # the copy's receipt (xlsx and JSON), synced as it is written
