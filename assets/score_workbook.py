@@ -67,14 +67,15 @@ def _overview(wb: Workbook, results: YearResults, system: IndicatorSystem, units
     ws = wb.active
     ws.title = "总览"
     _title(ws, f"海东市{results.year}年法治政府建设示范创建评分总览")
-    cats = results.categories.pivot(index="unit_code", columns="category", values="score")
+    # each unit's category scores in the order of the units and of the system, looked up at once
+    cats = (results.categories.pivot(index="unit_code", columns="category", values="score")
+            .loc[units["unit_code"], [c.code for c in system.categories]].to_numpy(dtype=object))
     cat_headers = [_category_header(c) for c in system.categories]
     headers = OVERVIEW_HEADERS + cat_headers + ["满意度得分", "一票否决", "未推荐原因", "计分文件"]
     rows = [[None if pd.isna(u.rank) else int(u.rank), u.unit_code, u.unit_name, _score(u.total), u.grade,
-             u.recommendation, u.status,
-             *(_score(cats.loc[u.unit_code, c.code]) for c in system.categories),
+             u.recommendation, u.status, *map(_score, scores),
              _score(u.satisfaction), "是" if u.veto else "否", u.reasons, u.source_file]
-            for u in _records(units)]
+            for u, scores in zip(_records(units), cats)]
     formats = {h: SCORE_FORMAT for h in ["总分", *cat_headers, "满意度得分"]}
     last = write_table(ws, headers, rows, number_formats=formats,
                        widths={"单位名称": 22, "可推荐示范": 26, "未推荐原因": 36, "计分文件": 30}, bulk=bulk)
