@@ -255,16 +255,18 @@ def _stage_or_error(path: Path, paths: Paths, received_at: str) -> _Staged | str
 def archive_files(ready: list[Path], paths: Paths, arrivals: list[str]) -> list[Received | str]:
     """Store the exact bytes by sha256 and record each arrival, then remove the files from the inbox.
 
-    Files leave the inbox only once their bytes and records are durable: the bytes and the
-    records' temporary files are synced by one sync, renamed into place, and synced again.
+    One sync for all the files at each step: their bytes are synced, then put in place; the
+    records come after them (a record never names bytes that are not stored) and are synced
+    in place before the files leave the inbox.
     """
     staged = [_stage_or_error(path, paths, at) for path, at in zip(ready, arrivals)]
     kept = [s for s in staged if isinstance(s, _Staged)]
     try:
-        write_all_atomic([(paths.received / f"{s.received.record_id}.json", s.record)
-                          for s in kept if s.record is not None], paths.root)
+        sync_file_system(paths.root)
         for s in kept:
             s.store(paths)
+        write_all_atomic([(paths.received / f"{s.received.record_id}.json", s.record)
+                          for s in kept if s.record is not None], paths.root)
         sync_file_system(paths.root)
     finally:
         for s in kept:

@@ -145,10 +145,11 @@ def test_files_leave_the_inbox_only_after_their_bytes_and_records_are_synced_onc
 
     assert len(taken) == 5 and not failed and fsyncs == []  # no sync of its own for any file
     inbox = [f"{i}.xlsx" for i in range(5)]
-    assert syncs[0] == (inbox, [], [])  # bytes and records under temporary names only
-    records = sorted(f"{r.record_id}.json" for r in taken)
-    assert syncs[-1] == (inbox, records, sorted(r.sha256 for r in taken))  # in place, inbox untouched
-    assert len(syncs) == 2 and list(paths.inbox.iterdir()) == []
+    objects, records = sorted(r.sha256 for r in taken), sorted(f"{r.record_id}.json" for r in taken)
+    assert syncs == [(inbox, [], []),  # the bytes, under temporary names
+                     (inbox, [], objects),  # the bytes in place, then the records under temporary names
+                     (inbox, records, objects)]  # the records in place, the inbox untouched
+    assert list(paths.inbox.iterdir()) == []
 
 
 def test_files_written_all_atomic_are_synced_before_any_takes_its_name_and_a_failure_leaves_none(tmp_path, monkeypatch):
