@@ -129,8 +129,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-# A sync is a journal commit on this disk: 0.6-0.9 ms for each file, against 0.15 ms
-# for a file of a thousand written first and synced by one syncfs(2).
+# A sync is a journal commit on this disk: 1,000 files of 20 KB took 0.9-1.4 ms each with
+# an fsync each, 0.15-0.6 ms each written first and synced by one syncfs(2).
 _together: ContextVar[bool] = ContextVar("synced_together", default=False)
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
