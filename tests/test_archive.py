@@ -150,6 +150,8 @@ def test_files_leave_the_inbox_only_after_their_bytes_and_records_are_synced_onc
                      (inbox, [], objects),  # the bytes in place, then the records under temporary names
                      (inbox, records, objects)]  # the records in place, the inbox untouched
     assert list(paths.inbox.iterdir()) == []
+    syncs.clear()
+    assert _take_all(paths) == ([], {}, []) and syncs == []  # an empty inbox, looked at every second
 
 
 def test_files_written_all_atomic_are_synced_before_any_takes_its_name_and_a_failure_leaves_none(tmp_path, monkeypatch):
@@ -157,6 +159,8 @@ def test_files_written_all_atomic_are_synced_before_any_takes_its_name_and_a_fai
     archive.write_all_atomic([(tmp_path / "a.json", b"a"), (tmp_path / "b.json", b"b")], tmp_path)
     assert len(syncs) == 1 and all(name.endswith(".tmp") for name in syncs[0]) and len(syncs[0]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
+    archive.write_all_atomic([], tmp_path)
+    assert len(syncs) == 1  # nothing to write, nothing to sync
 
     def files():
         yield tmp_path / "c.json", b"c"
