@@ -24,4 +24,3 @@ def load_on_first_use(name: str) -> None:
     spec.loader.exec_module(module)
     parent, _, child = name.rpartition(".")
     setattr(sys.modules[parent], child, module)  # else `from parent import child` imports it at once
-

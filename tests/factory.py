@@ -1,6 +1,7 @@
 """Test helpers on top of assets/demo.py: valid workbooks and the ways they go wrong."""
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from openpyxl.utils.cell import coordinate_to_tuple
 
+from assets import archive
 from assets.demo import submission_sheets, write_workbook
 
 FORMATS = ["xlsx", "xlsm", "xls", "ods"]
@@ -124,3 +126,18 @@ def encrypted_ole(path: Path) -> Path:
                  + (bytes(64) + struct.pack("<HBBIII", 0, 0, 0, nostream, nostream, nostream) + bytes(48)) * 2)
     path.write_bytes(header + fat_sector + directory + bytes(range(256)) * 16)
     return path
+
+
+def record_syncs(monkeypatch, look) -> tuple[list, list]:
+    """(what `look()` returned at each sync of the file system, the descriptors synced one by one)
+    from now on; the syncs still happen."""
+    syncs, fsyncs = [], []
+    real = archive.sync_file_system
+
+    def recording(path):
+        syncs.append(look())
+        real(path)
+
+    monkeypatch.setattr(archive, "sync_file_system", recording)
+    monkeypatch.setattr(os, "fsync", fsyncs.append)
+    return syncs, fsyncs

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from assets import archive
+from factory import record_syncs
 
 
 def test_files_taken_together_each_get_a_record_and_identical_bytes_one_object(tmp_path, monkeypatch):
@@ -115,19 +116,6 @@ def test_a_file_written_to_while_archived_stays_in_the_inbox_for_the_next_poll(t
     assert list(paths.received.iterdir()) == []
 
 
-def _snapshot_at_each_sync(monkeypatch, look):
-    """Replaces the file system sync with one that records `look()` each time it is called."""
-    seen = []
-    real = archive.sync_file_system
-
-    def recording(path):
-        seen.append(look())
-        real(path)
-
-    monkeypatch.setattr(archive, "sync_file_system", recording)
-    return seen
-
-
 def test_files_leave_the_inbox_only_after_their_bytes_and_records_are_synced_once_for_all(tmp_path, monkeypatch):
     paths = archive.Paths(tmp_path).ensure()
     for i in range(5):
@@ -138,9 +126,7 @@ def test_files_leave_the_inbox_only_after_their_bytes_and_records_are_synced_onc
                 sorted(p.name for p in paths.received.iterdir() if not p.name.endswith(".tmp")),
                 sorted(p.name for p in paths.objects.rglob("*") if p.is_file() and not p.name.endswith(".tmp")))
 
-    syncs = _snapshot_at_each_sync(monkeypatch, state)
-    fsyncs = []
-    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd))
+    syncs, fsyncs = record_syncs(monkeypatch, state)
     taken, _, failed = _take_all(paths)
 
     assert len(taken) == 5 and not failed and fsyncs == []  # no sync of its own for any file
@@ -155,7 +141,7 @@ def test_files_leave_the_inbox_only_after_their_bytes_and_records_are_synced_onc
 
 
 def test_files_written_all_atomic_are_synced_before_any_takes_its_name_and_a_failure_leaves_none(tmp_path, monkeypatch):
-    syncs = _snapshot_at_each_sync(monkeypatch, lambda: sorted(p.name for p in tmp_path.iterdir()))
+    syncs, _ = record_syncs(monkeypatch, lambda: sorted(p.name for p in tmp_path.iterdir()))
     archive.write_all_atomic([(tmp_path / "a.json", b"a"), (tmp_path / "b.json", b"b")], tmp_path)
     assert len(syncs) == 1 and all(name.endswith(".tmp") for name in syncs[0]) and len(syncs[0]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]

@@ -1,7 +1,6 @@
 """What intake keeps for later stages, and how a later stage gets what was not kept."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +12,7 @@ from assets.reading import read_workbook
 from assets.registry import load_registry
 from assets.scoring import veto_types
 from expectations.schema import load_schema
+from factory import record_syncs
 
 CASES = next(t.name for t in load_schema().table_sheets if t.size_driver)
 
@@ -76,16 +76,9 @@ def test_outcomes_mark_files_done_only_after_what_intake_wrote_for_them_is_synce
         write_workbook(submission_sheets(code, name, 2024, cases=5, seed=1), paths.inbox / f"{name}.xlsx")
     (paths.inbox / "平安区副本.xlsx").write_bytes((paths.inbox / "平安区.xlsx").read_bytes())
     archive.take_ready_files(paths, archive.scan_inbox(paths.inbox, {})[1])
-    syncs, fsyncs = [], []
-    real = archive.sync_file_system
-
-    def recording(path):
-        syncs.append((sorted(p.name for p in paths.receipts.rglob("*.json") if not p.name.endswith(".tmp")),
-                      sorted(p.name for p in paths.processed.iterdir())))
-        real(path)
-
-    monkeypatch.setattr(archive, "sync_file_system", recording)
-    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd))
+    syncs, fsyncs = record_syncs(monkeypatch, lambda: (
+        sorted(p.name for p in paths.receipts.rglob("*.json") if not p.name.endswith(".tmp")),
+        sorted(p.name for p in paths.processed.iterdir())))
     outcomes = [o for chunk in intake.process_pending(paths, load_registry(None), load_indicators()) for o in chunk]
 
     assert sorted(o.status for o in outcomes) == ["accepted", "accepted", "duplicate"]
