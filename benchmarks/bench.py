@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
 LATENCY_DROPS = 5
+TRASH = ".trash"
 TARGETS = {"pipeline_vs_floor": 2.0, "naive_vs_pipeline": 5.0, "peak_rss_mb": 2048,
            "latency_median_s": 10.0, "scaling_spread": 0.25}
 
@@ -120,9 +121,25 @@ def dataset(out: Path, units: int, cases: int) -> Path:
     return data
 
 
+def set_aside(folder: Path) -> None:
+    """Move an earlier run's folder into OUT/.trash, emptied when the benchmark ends.
+
+    Deleting it here would slow the next measured run: without a journal (as on
+    this machine's disk), ext4 passes over every inode freed in the last 60 s
+    (360 s while its inode table is unwritten) when it allocates a new one
+    (`recently_deleted` in fs/ext4/ialloc.c). Right after the 25,000 files of a
+    3,000-file run were deleted, the next run spent 4-6 s more of kernel CPU
+    creating its own files.
+    """
+    if folder.exists():
+        trash = folder.parent.parent / TRASH
+        trash.mkdir(exist_ok=True)
+        os.replace(folder, trash / f"{folder.parent.name}-{folder.name}-{time.time_ns()}")
+
+
 def fresh_root(data: Path, name: str) -> Path:
     root = data.parent / name
-    shutil.rmtree(root, ignore_errors=True)
+    set_aside(root)
     shutil.copytree(data / "inbox", root / "inbox")
     return root
 
@@ -177,7 +194,7 @@ def stage_times(data: Path) -> dict:
 def drop_latency(data: Path, drops: int = LATENCY_DROPS) -> list[float]:
     """Drop→receipt seconds under `dagster dev` (webserver + daemon + sensor), one file at a time."""
     base = data.parent / "latency"
-    shutil.rmtree(base, ignore_errors=True)
+    set_aside(base)
     home, root = base / ".dagster", base / "root"
     home.mkdir(parents=True)
     (root / "inbox").mkdir(parents=True)
@@ -250,6 +267,14 @@ def scaling_point(out: Path, units: int, cases: int, repeat: int,
 def run(units: int, cases: int, naive_sample: int, out: Path, scaling: list[int], latency: bool = False,
         stages: bool = True, results: Path = HERE / "results.md", repeat: int = 1) -> int:
     out = out.resolve()
+    try:
+        return _run(units, cases, naive_sample, out, scaling, latency, stages, results, repeat)
+    finally:
+        shutil.rmtree(out / TRASH, ignore_errors=True)  # no run is timed after this
+
+
+def _run(units: int, cases: int, naive_sample: int, out: Path, scaling: list[int], latency: bool,
+         stages: bool, results: Path, repeat: int) -> int:
     data = dataset(out, units, cases)
     report: dict = {"date": dt.date.today().isoformat(), "machine": machine(), "units": units, "cases": cases}
     main_runs = []

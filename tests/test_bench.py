@@ -138,3 +138,6 @@ def test_bench_repeats_each_size_and_counts_the_fastest(tmp_path):
     assert report["pipeline_vs_floor"] == pipeline["wall_s"] / floor["wall_s"]
     table = results.read_text(encoding="utf-8")
     assert "每个规模测 2 次取最快" in table and "各次本管道墙钟 s" in table and "下限和本管道各测 2 次" in table
+    # Earlier runs' folders were set aside, not deleted before the next run, and are gone at the end.
+    assert (tmp_path / "out" / "4x5" / "run" / "receipts").is_dir()
+    assert not (tmp_path / "out" / ".trash").exists()
