@@ -69,8 +69,30 @@ def pending(paths: Paths) -> list[Received]:
     return received_records(p for p in paths.received.glob("*.json") if p.stem not in done)
 
 
+# path -> (inode, size, mtime) of the outcome file when read, and what it said
+_read_outcomes: dict[str, tuple[tuple[int, int, int], Outcome]] = {}
+
+
 def all_outcomes(paths: Paths) -> list[Outcome]:
-    outs = [Outcome(**json.loads(p.read_text(encoding="utf-8"))) for p in paths.processed.glob("*.json")]
+    """Every outcome, in order of arrival.
+
+    A run asks for them at each of its last steps (3,000 files: 0.14-0.45 s to read, 15 ms to list
+    with their status). An outcome file is only ever written whole under a new name and renamed,
+    so one seen before with the same inode, size and modification time still says the same.
+    """
+    outs = []
+    with os.scandir(paths.processed) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.name.endswith(".json"):
+                continue
+            st = entry.stat()
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            seen = _read_outcomes.get(entry.path)
+            if seen is None or seen[0] != stamp:
+                with open(entry.path, encoding="utf-8") as fh:
+                    seen = stamp, Outcome(**json.load(fh))
+                _read_outcomes[entry.path] = seen
+            outs.append(seen[1])
     return sorted(outs, key=lambda o: (o.received_at, o.record_id))
 
 

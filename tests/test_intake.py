@@ -1,6 +1,7 @@
 """What intake keeps for later stages, and how a later stage gets what was not kept."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -89,3 +90,25 @@ def test_outcomes_mark_files_done_only_after_what_intake_wrote_for_them_is_synce
     assert all(name.endswith(".tmp") for name in marked[1])  # under temporary names only
     assert sorted(p.name for p in paths.processed.iterdir()) == sorted(f"{o.record_id}.json" for o in outcomes)
     assert len(fsyncs) == 2  # the copy's receipt (xlsx and JSON), synced as it is written
+
+
+def test_outcomes_read_again_only_when_their_file_changed(tmp_path, monkeypatch):
+    paths = archive.Paths(tmp_path).ensure()
+    first = intake.Outcome(record_id="r1", status="accepted", kind="submission", original_name="乐都区.xlsx",
+                           sha256="0" * 64, received_at="2024-03-01T08:00:00+00:00", unit_code="630202",
+                           unit_name="乐都区", year=2024, errors=0, warnings=0, receipt="receipts/630202/a.json")
+    intake._write_outcomes(paths, [first])
+    assert intake.all_outcomes(paths) == [first]
+
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda file, *a, **k: opened.append(Path(file).name) or real_open(file, *a, **k))
+    assert intake.all_outcomes(paths) == [first] and opened == []  # unchanged: not read again
+
+    # the same record rewritten (as after a re-run), and a new one beside it
+    again = replace(first, status="rejected", errors=2)
+    second = replace(first, record_id="r2", received_at="2024-03-02T08:00:00+00:00")
+    intake._write_outcomes(paths, [again, second])
+    opened.clear()
+    assert intake.all_outcomes(paths) == [again, second]
+    assert sorted(opened) == ["r1.json", "r2.json"]
