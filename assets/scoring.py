@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
-from functools import reduce
+from functools import lru_cache, reduce
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,12 @@ def round_score(x: Any) -> float | None:
     """Two decimals, half up, for display and writing; None for a missing score."""
     if x is None or pd.isna(x):
         return None
+    return _half_up(x)
+
+
+@lru_cache(maxsize=1 << 16, typed=True)  # a Fraction and an equal float may round differently
+def _half_up(x: Fraction | float) -> float:
+    # Cached: a year's score workbook rounds the same few hundred scores some 200,000 times.
     d = Decimal(x.numerator) / Decimal(x.denominator) if isinstance(x, Fraction) else Decimal(repr(float(x)))
     return float(d.quantize(Decimal("0.01"), ROUND_HALF_UP))
 
@@ -348,9 +354,13 @@ def compute_year_results(year: int, records: list[SubmissionRecord],
         sat, sat_source = satisfaction.get(code, (None, None))
         rows = _score_rows(r, system, cov, sat, sat_source)
         indicators += rows
+        by_category: dict[str, list[Fraction | None]] = {c.code: [] for c in system.categories}
+        for x in rows:
+            if x["category"] in by_category:
+                by_category[x["category"]].append(x["exact"])
         cat_scores: dict[str, Fraction | None] = {}
         for c in system.categories:
-            scores = [x["exact"] for x in rows if x["category"] == c.code]
+            scores = by_category[c.code]
             cat_scores[c.code] = None if any(s is None for s in scores) else exact_sum(scores)
             s = cat_scores[c.code]
             categories.append({"unit_code": code, "category": c.code, "category_name": c.name,
