@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Callable
+from collections import namedtuple
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -86,6 +87,18 @@ def _t(x) -> str:
     return f"{round_score(x):.2f}"
 
 
+@functools.cache
+def _row_type(columns: tuple[str, ...]) -> type:
+    return namedtuple("Row", columns, rename=True)
+
+
+def _records(frame: pd.DataFrame, *columns: str) -> Iterator:
+    """The rows of these columns as named tuples, like frame.itertuples(), but without a new tuple
+    class for every call (0.4 ms each, four per package), reading only the columns used."""
+    make = _row_type(columns)._make
+    return map(make, zip(*(frame[c].tolist() for c in columns)))
+
+
 def _unit(results: YearResults, unit_code: str) -> pd.Series | None:
     rows = results.units[results.units["unit_code"] == unit_code]
     return None if rows.empty else rows.iloc[0]
@@ -132,7 +145,8 @@ def assess(unit_code: str, current: YearResults, baseline: YearResults | None,
     low = cats[cats["score"] < min_share * cats["points"]]
     rectify = [f"总分{_t(total)}分，低于{display(float(min_total))}分"] if total < min_total else []
     rectify += [f"{c.category}类“{c.category_name}”得分{_t(c.score)}分，低于该类分值{display(float(c.points))}分的"
-                f"{display(min_share * 100)}%（{_t(min_share * c.points)}分）" for c in low.itertuples()]
+                f"{display(min_share * 100)}%（{_t(min_share * c.points)}分）"
+                for c in _records(low, "category", "category_name", "score", "points")]
     if rectify:
         out.outcome, out.reasons = RECTIFY, rectify
         return out
@@ -205,7 +219,9 @@ def sample_cases(cases: pd.DataFrame, seed_key: str, *, file_name: str = "",
     `columns` maps schema column -> letter in the file (ParsedWorkbook.columns)
     so that 来源 spans the case row as the clerk laid it out.
     """
-    cases = cases.sort_values("_row", kind="stable").reset_index(drop=True)
+    if not cases["_row"].is_monotonic_increasing:  # as read, they are in order
+        cases = cases.sort_values("_row", kind="stable")
+    cases = cases.reset_index(drop=True)
     flags = np.column_stack([
         _flag(cases[MAJOR], True) & _flag(cases[REVIEWED], False),
         cases[CLOSED_ON].notna().to_numpy() & _flag(cases[PUBLISHED], False),
@@ -244,10 +260,13 @@ def package_name(unit_name: str, unit_code: str) -> str:
     return f"{name}{PACKAGE_SUFFIX}"
 
 
+COMPARED = ("indicator", "name", "points", "score", "status", "reason", "base", "change", "fell")
+
+
 def _comparison(unit_code: str, current: YearResults, baseline: YearResults | None) -> pd.DataFrame:
+    """The columns COMPARED of each indicator of the unit: this year's and the baseline's."""
     cur = current.indicators[current.indicators["unit_code"] == unit_code]
-    cols = ["indicator", "name", "points", "score", "status", "reason"]
-    table = cur[cols].reset_index(drop=True)
+    table = cur[list(COMPARED[:6])].reset_index(drop=True)
     if baseline is None:
         table["base"] = np.nan
     else:
@@ -304,7 +323,7 @@ def _overview(book: QuickBook, named: dict, unit_row: pd.Series, outcome: Lookba
 
 def _indicator_sheet(book: QuickBook, table: pd.DataFrame) -> SheetXml:
     rows = ([r.indicator, r.name, r.points, round_score(r.base), round_score(r.score) if r.status != "待测评" else "待测评",
-             round_score(r.change), "下降" if r.fell else ""] for r in table.itertuples())
+             round_score(r.change), "下降" if r.fell else ""] for r in _records(table, *COMPARED))
     headers = ["指标编号", "指标名称", "分值", "基线得分", "本年得分", "变化", "下降标记"]
     return table_cells(book, SHEETS[1], headers, rows, widths={"指标名称": 36},
                        number_formats={k: SCORE_FORMAT for k in ("基线得分", "本年得分", "变化")})
@@ -327,7 +346,7 @@ def _rectification_sheet(book: QuickBook, named: dict, table: pd.DataFrame, base
     todo = table[(table["score"] < table["points"]) | table["fell"]]
     headers = ["序号", "指标编号", "指标名称", "分值", "本年得分", "问题", *FILL_IN]
     rows = ([i, r.indicator, r.name, r.points, round_score(r.score), _problem(r, base_year), None, None, None]
-            for i, r in enumerate(todo.itertuples(), 1))
+            for i, r in enumerate(_records(todo, *COMPARED), 1))
     widths = {"指标名称": 24, "问题": 50, "整改措施": 40, "责任单位": 18, "整改时限": 14}
     sheet = table_cells(book, SHEETS[2], headers, rows, widths=widths, number_formats={"本年得分": SCORE_FORMAT})
     # Every row wraps; the three columns to fill in stay editable in the protected sheet, the last takes a date.
@@ -363,7 +382,8 @@ def _evidence_sheet(book: QuickBook, unit_code: str, current: YearResults, recor
     have = set() if evidence is None else set(evidence[EVIDENCE_CODE].dropna().astype(str).str.strip())
     cur = current.indicators[current.indicators["unit_code"] == unit_code]
     missing = cur[~cur["indicator"].astype(str).isin(have)]
-    rows = ([r.indicator, r.name, r.points, "未提交佐证材料，请现场核实并补充"] for r in missing.itertuples())
+    rows = ([indicator, name, points, "未提交佐证材料，请现场核实并补充"]
+            for indicator, name, points in _records(missing, "indicator", "name", "points"))
     return table_cells(book, SHEETS[4], ["指标编号", "指标名称", "分值", "核查意见"], rows,
                        widths={"指标名称": 36, "核查意见": 40})
 

@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from copy import copy
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -74,6 +75,8 @@ _WIDE = re.compile("[\u2e81-\U0010ffff]")  # CJK and beyond: two units wide
 def text_width(value: Any) -> float:
     """Approximate Excel column width of a value (a CJK character is two units)."""
     text = f"{value:,.2f}" if isinstance(value, float) else str(value) if value is not None else ""
+    if text.isascii():  # most cells: numbers and codes
+        return 1.1 * len(text)
     wide = len(_WIDE.findall(text))
     return 2 * wide + 1.1 * (len(text) - wide)
 
@@ -440,7 +443,7 @@ def column_styles(book: QuickBook, width: int, formats: dict[int, str], *, wrapp
 def _sheet_xml(s: SheetXml) -> str:
     last_col = get_column_letter(len(s.widths))
     rows: dict[int, list[str]] = {}
-    for r, c, value, styles in sorted(s.cells, key=lambda cell: cell[:2]):
+    for r, c, value, styles in sorted(s.cells, key=itemgetter(0, 1)):
         rows.setdefault(r, []).append(_cell_xml(f"{get_column_letter(c)}{r}", value, styles))
     data = "".join(f'<row r="{r}"' + (f' ht="{s.heights[r]}" customHeight="1"' if r in s.heights else "")
                    + f'>{"".join(xs)}</row>' for r, xs in rows.items())
