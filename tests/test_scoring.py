@@ -319,6 +319,11 @@ def test_round_half_up_on_exact_values():
     assert round_score(Fraction(2675, 1000)) == 2.68
     assert round_score(2.675) == 2.68       # the float 2.675 sits just below 2.675
     assert round_score(Fraction(40, 3)) == 13.33
+    # Rounded once per value: the exact binary value of the float 2.675 is equal to that float,
+    # yet rounds down, and neither answer is taken for the other.
+    binary = Fraction(2.675)
+    assert binary == 2.675 and round_score(binary) == 2.67 and round_score(2.675) == 2.68
+    assert round_score(float("nan")) is None and round_score(None) is None
 
 
 def test_grades():
