@@ -260,13 +260,14 @@ def package_name(unit_name: str, unit_code: str) -> str:
     return f"{name}{PACKAGE_SUFFIX}"
 
 
-COMPARED = ("indicator", "name", "points", "score", "status", "reason", "base", "change", "fell")
+SCORED = ["indicator", "name", "points", "score", "status", "reason"]  # this year's, from the results
+COMPARED = (*SCORED, "base", "change", "fell")  # and the baseline's score beside them
 
 
 def _comparison(unit_code: str, current: YearResults, baseline: YearResults | None) -> pd.DataFrame:
-    """The columns COMPARED of each indicator of the unit: this year's and the baseline's."""
+    """Each indicator of the unit, with the columns COMPARED."""
     cur = current.indicators[current.indicators["unit_code"] == unit_code]
-    table = cur[list(COMPARED[:6])].reset_index(drop=True)
+    table = cur[SCORED].reset_index(drop=True)
     if baseline is None:
         table["base"] = np.nan
     else:
