@@ -132,18 +132,17 @@ def write_atomic(path: Path, data: bytes) -> None:
 # A sync is a journal commit on this disk: 1,000 files of 20 KB took 0.9-1.4 ms each with
 # an fsync each, 0.15-0.6 ms each written first and synced by one syncfs(2).
 _together: ContextVar[bool] = ContextVar("synced_together", default=False)
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None) if sys.platform.startswith("linux") else None
 
 
 def sync_file_system(path: Path) -> None:
     """Every write so far to the file system holding `path`, durable (syncfs; elsewhere sync)."""
-    syncfs = getattr(_libc, "syncfs", None)
-    if syncfs is None:
+    if _syncfs is None:
         os.sync()
         return
     fd = os.open(path, os.O_RDONLY)
     try:
-        if syncfs(fd) != 0:
+        if _syncfs(fd) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), str(path))
     finally:

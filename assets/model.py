@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import pickle
+from collections import namedtuple
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,21 @@ class Problem:
     def to_json(self) -> dict:
         return {"sheet": self.sheet, "cell": self.cell,
                 "value": display(self.value), "message": self.message}
+
+
+@functools.cache
+def _row_type(columns: tuple[str, ...]) -> type:
+    return namedtuple("Row", columns, rename=True)
+
+
+def records(frame: pd.DataFrame, *columns: str) -> Iterator:
+    """The rows of `columns` (all by default) as named tuples of Python values, like
+    frame.itertuples(index=False) but faster: pandas reads Arrow-backed text one value at a time
+    (127,710 indicator rows: 1.0 s against 0.4-0.6 s), and itertuples makes a new tuple class on
+    every call (0.4 ms, four calls per 回头看 package)."""
+    columns = columns or tuple(frame.columns)
+    make = _row_type(columns)._make
+    return map(make, zip(*(frame[c].tolist() for c in columns)))
 
 
 def display(value: Any) -> str | None:

@@ -170,12 +170,12 @@ def test_same_second_same_name_keeps_both_and_rewrite_is_idempotent(tmp_path):
     assert len(list((tmp_path / "630202").glob("*.xlsx.xlsx"))) == 2
 
 
-
 def test_a_receipt_left_torn_by_a_crash_of_the_machine_is_written_again_in_its_place(tmp_path):
     first, _ = write_receipt(receipt(), tmp_path)
     first.write_bytes(b'{"status": "rej')  # written, renamed, never synced: the crash kept half
     again, _ = write_receipt(receipt(), tmp_path)
     assert again == first and json.loads(again.read_text(encoding="utf-8"))["sha256"] == "ab" * 32
+
 
 def test_messages():
     rejected = receipt_message(receipt())
