@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -383,6 +384,33 @@ def test_configurations_built_once_per_run_change_nothing(monkeypatch):
     assert expectation.configuration.kwargs["column"] == "x"
     expectation.column = "y"
     assert expectation.configuration.kwargs["column"] == "y"
+
+
+def test_metric_names_are_the_ones_gx_makes(monkeypatch):
+    """Metric arguments take a short path to JSON when they are plain values: every metric name is
+    the one GX's own converter gives, and so is a batch's report."""
+    from great_expectations.core import id_dict
+
+    import assets.validation as validation
+
+    kwargs = id_dict.IDDict(column="执法领域", mostly=0.5, missing=float("nan"), row_condition=None, strict=True,
+                            bound=3, value_set={"罚款"}, pair=("a", 1), nested={"k": [1, {"x": None}], 2: "二"},
+                            day=dt.date(2024, 1, 1), numpy=np.int64(5), inner=id_dict.IDDict(a=1.5))
+    assert id_dict.convert_to_json_serializable is validation._plain_json
+
+    def books():
+        bad = baseline(cases=5, unit=("630203", "平安区"))
+        set_cell(bad, "执法案件台账", "执法领域", 4, "不在清单")
+        return {"a": baseline(cases=5), "b": bad}
+
+    def report():
+        r = validate_batch(books(), REGISTRY, CODES)
+        return r.problems, r.checks, {k: v.describe_dict() for k, v in r.gx_results.items()}
+
+    short = kwargs.to_id(), report()
+    monkeypatch.setattr(id_dict, "convert_to_json_serializable", validation._GX_TO_JSON)
+    assert (kwargs.to_id(), report()) == short
+    assert len(short[1][0]["b"]) == 1
 
 
 def test_batches_are_not_fingerprinted():
