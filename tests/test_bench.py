@@ -11,7 +11,7 @@ from pathlib import Path
 from python_calamine import CalamineWorkbook
 
 from assets.demo_set import write_inbox
-from assets.registry import Unit, load_registry
+from assets.registry import PROJECT_DIR, Unit, load_registry
 
 FAZHI = str(Path(sys.executable).with_name("fazhi"))
 
@@ -141,3 +141,24 @@ def test_bench_repeats_each_size_and_counts_the_fastest(tmp_path):
     # Earlier runs' folders were set aside, not deleted before the next run, and are gone at the end.
     assert (tmp_path / "out" / "4x5" / "run" / "receipts").is_dir()
     assert not (tmp_path / "out" / ".trash").exists()
+
+
+def test_ratio_to_the_floor_is_judged_from_3000_files():
+    """The 2× target is set for 3,000 files: smaller sizes show their ratio without a verdict."""
+    sys.path.insert(0, str(PROJECT_DIR))  # benchmarks/ is a project folder, as `fazhi bench` finds it
+    from benchmarks.bench import markdown
+
+    run = {"what": "m", "files": 301, "wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 10.0, "files_per_s": 1.0, "note": ""}
+
+    def table(ratio_at_3000: float) -> str:
+        sizes = [(300, 3.2), (1000, 2.4), (3000, ratio_at_3000)]
+        return markdown({"units": 300, "cases": 10, "date": "d", "machine": "m", "runs": [run] * 3,
+                         "pipeline_vs_floor": 3.2, "naive_vs_pipeline": 30.0, "peak_rss_mb": 1000.0,
+                         "scaling": [{"units": n, "pipeline_vs_floor": q, "floor_s_per_file": 0.01,
+                                      "pipeline_s_per_file": 0.01 * q, "peak_rss_mb": 1000.0} for n, q in sizes]})
+
+    met, missed = table(1.9), table(2.1)
+    assert "| 本管道 / 解析下限（墙钟，300 个文件） | 3.20× | ≤ 2.0×（3000 个文件起） | — |" in met
+    assert "| 本管道 / 解析下限（墙钟，1000 个文件） | 2.40× | ≤ 2.0×（3000 个文件起） | — |" in met
+    assert "| 本管道 / 解析下限（墙钟，3000 个文件） | 1.90× | ≤ 2.0×（3000 个文件起） | ✅ 达标 |" in met
+    assert "| 本管道 / 解析下限（墙钟，3000 个文件） | 2.10× | ≤ 2.0×（3000 个文件起） | ❌ 未达标 |" in missed
