@@ -63,13 +63,17 @@ def status_counts(df: pd.DataFrame) -> dict[str, int]:
     return {s: int(counts.get(s, 0)) for s in (ACCEPTED, REJECTED, MISSING)}
 
 
+def status_summary(df: pd.DataFrame) -> str:
+    """One line: how many units, and how many of them in each state."""
+    return f"共 {len(df)} 个单位：" + "，".join(f"{k} {v}" for k, v in status_counts(df).items())
+
+
 def status_markdown(df: pd.DataFrame) -> str:
-    """A summary line and the table, for Dagster's Markdown metadata."""
-    summary = "，".join(f"{k} {v}" for k, v in status_counts(df).items())
+    """The summary line and the table, for Dagster's Markdown metadata."""
     header = "| " + " | ".join(df.columns) + " |"
     rule = "|" + "---|" * len(df.columns)
     rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([f"共 {len(df)} 个单位：{summary}", "", header, rule, *rows])
+    return "\n".join([status_summary(df), "", header, rule, *rows])
 
 
 def _cell(value: object) -> str:

@@ -13,9 +13,10 @@ import pandas as pd
 from assets import intake, yearly
 from assets.archive import Paths
 from assets.indicators import load_indicators
+from assets.model import records
 from assets.registry import PROJECT_DIR
 from assets.workers import worker_count
-from assets.status import reporting_status, status_markdown, status_table
+from assets.status import reporting_status, status_summary, status_table
 from expectations.schema import load_schema
 from pipelines.resources import FazhiSettings
 from pipelines.storage import log_materializations
@@ -147,7 +148,7 @@ def reporting_status_table(fazhi: FazhiSettings) -> dg.MaterializeResult:
         columns, records = status_table(df)
         meta[f"{year}年报送情况"] = dg.MetadataValue.table(
             [dg.TableRecord(r) for r in records], dg.TableSchema([dg.TableColumn(**c) for c in columns]))
-        meta[f"{year}年概况"] = dg.MetadataValue.md(status_markdown(df).split("\n")[0])
+        meta[f"{year}年概况"] = dg.MetadataValue.md(status_summary(df))
     return dg.MaterializeResult(metadata=meta)
 
 
@@ -161,10 +162,12 @@ def reporting_status_table(fazhi: FazhiSettings) -> dg.MaterializeResult:
 def year_results(context: dg.AssetExecutionContext, fazhi: FazhiSettings) -> dg.MaterializeResult:
     updated = yearly.refresh_year_results(fazhi.paths, fazhi.registry(), load_schema(), load_indicators(),
                                           [INDICATORS_FILE, fazhi.units_path])
+    rankings = {r.year: list(_ranking_rows(r)) for r in updated}
     return dg.MaterializeResult(metadata={
-        "更新年度": ", ".join(str(r.year) for r in updated) or "无变化",
-        "排名预览": dg.MetadataValue.md("\n\n".join(_ranking_markdown(r) for r in updated) or "无变化"),
-        **{f"{r.year}年结果": _ranking_table(r) for r in updated},
+        "更新年度": ", ".join(map(str, rankings)) or "无变化",
+        "排名预览": dg.MetadataValue.md("\n\n".join(_ranking_markdown(y, rows) for y, rows in rankings.items())
+                                    or "无变化"),
+        **{f"{y}年结果": _ranking_table(rows) for y, rows in rankings.items()},
     })
 
 
@@ -173,22 +176,23 @@ RANKING_COLUMNS = [("排名", "string"), ("单位代码", "string"), ("单位名
 
 
 def _ranking_rows(results):
+    """The year's units in rank order, as RANKING_COLUMNS: shown both as a table and as Markdown."""
     units = results.units.sort_values(["rank", "total"], ascending=[True, False], na_position="last")
-    for u in units.itertuples():
+    for u in records(units, "rank", "unit_code", "unit_name", "total", "grade", "recommendation", "status"):
         yield ("" if pd.isna(u.rank) else str(int(u.rank)), u.unit_code, u.unit_name, round(u.total, 2),
                u.grade, u.recommendation, u.status)
 
 
-def _ranking_table(results) -> dg.MetadataValue:
+def _ranking_table(rows: list[tuple]) -> dg.MetadataValue:
     names = [n for n, _ in RANKING_COLUMNS]
     return dg.MetadataValue.table(
-        [dg.TableRecord(dict(zip(names, row))) for row in _ranking_rows(results)],
+        [dg.TableRecord(dict(zip(names, row))) for row in rows],
         dg.TableSchema([dg.TableColumn(n, t) for n, t in RANKING_COLUMNS]))
 
 
-def _ranking_markdown(results) -> str:
-    lines = [f"### {results.year} 年", "", "| 排名 | 单位 | 总分 | 等次 | 可推荐示范 | 状态 |", "|---|---|---|---|---|---|"]
-    for rank, _, name, total, grade, recommendation, status in _ranking_rows(results):
+def _ranking_markdown(year: int, rows: list[tuple]) -> str:
+    lines = [f"### {year} 年", "", "| 排名 | 单位 | 总分 | 等次 | 可推荐示范 | 状态 |", "|---|---|---|---|---|---|"]
+    for rank, _, name, total, grade, recommendation, status in rows:
         lines.append(f"| {rank} | {name} | {total:.2f} | {grade} | {recommendation} | {status} |")
     return "\n".join(lines)
 
