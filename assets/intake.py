@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from assets.archive import Paths, Received, received_records, synced_together, write_all_atomic, write_atomic
 from assets.datadocs import write_datadocs, write_submission_report
 from assets.lookback import named_before
-from assets.model import ParsedWorkbook, PickledFrames, Problem, SubmissionRecord
+from assets.model import ParsedWorkbook, Problem, SubmissionRecord, Tables, rows_of
 from assets.reading import read_workbook
 from assets.receipts import write_receipt
 from assets.registry import Registry
@@ -310,7 +310,7 @@ def _judge(rec: Received, parsed: ParsedWorkbook, problems: list[Problem],
                   sha256=rec.sha256, received_at=rec.received_at, unit_code=unit_code,
                   unit_name=unit_name, year=year, errors=len(errors), warnings=len(warnings), receipt="",
                   filled_on=filled_on.isoformat() if isinstance(filled_on, dt.date) else None,
-                  rows={name: len(t) for name, t in parsed.tables.items()})
+                  rows={name: rows_of(parsed.tables, name) for name in parsed.tables})
     return receipt, out
 
 
@@ -337,8 +337,7 @@ def _view_keys(system) -> tuple[str, str]:
 def _save_scoring_view(paths: Paths, record_id: str, parsed: ParsedWorkbook, coverage: dict | None,
                        rows: list[dict] | None, keys: tuple[str, str], schema: Schema) -> None:
     big = {s.name for s in schema.table_sheets if s.size_driver}
-    kept = {k: v for k, v in parsed.tables.items() if k not in big} if coverage is not None else {}
-    slim = replace(parsed, tables=PickledFrames(kept))
+    slim = replace(parsed, tables=parsed.tables.without(big) if coverage is not None else Tables())
     folder = paths.root / "store" / "scoring"
     folder.mkdir(exist_ok=True)
     vetoes = veto_types(parsed) if rows is not None else None

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import python_calamine as pc
 from defusedxml.ElementTree import iterparse
 from isal.isal_zlib import crc32, decompressobj
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 HEADER_SEARCH_ROWS = 10
 NUMERIC_TYPES = {"integer", "count", "amount", "percent", "number"}
 WHOLE_TYPES = {"integer", "count"}
+TEXT_TYPES = {"text", "enum", "code"}  # read as str (or blank)
 YESNO = {"是": True, "否": False, "Y": True, "N": False, "YES": True, "NO": False,
          "√": True, "×": False, "✓": True, "✗": False, "✔": True, "✘": False,
          "TRUE": True, "FALSE": False, "1": True, "0": False}
@@ -354,7 +356,7 @@ class _Reader:
                 self._unreadable(sheet, grid, f"{get_column_letter(grid.left + c + 1)}{rows[i]}", cells[i, c], f)
             frame[f.name] = _typed(out, f)
         frame["_row"] = rows.astype("int64")
-        self.parsed.tables[key] = pd.DataFrame(frame, copy=False)
+        self.parsed.tables.put(key, frame)
 
     def _unreadable(self, sheet: Sheet, grid: _Grid, cell: str, raw: Any, f: Field) -> None:
         label = f"{f.name}（{f.label}）" if f.label else f.name
@@ -369,10 +371,13 @@ class _Reader:
         self.parsed.problems.append(Problem(sheet, cell, value, message, severity="warning"))
 
 
-def _typed(values: np.ndarray, f: Field) -> np.ndarray:
-    """Numbers as float64 (NaN when blank); everything else stays Python objects."""
+def _typed(values: np.ndarray, f: Field) -> np.ndarray | pa.Array:
+    """Numbers as float64 (NaN when blank); text as Arrow text, as pandas keeps it, unless all blank;
+    everything else stays Python objects."""
     if f.type in NUMERIC_TYPES:
         return np.where(values == None, np.nan, values).astype("float64")  # noqa: E711
+    if f.type in TEXT_TYPES and (values != None).any():  # noqa: E711
+        return pa.array(values, type=pa.large_string())
     return values
 
 

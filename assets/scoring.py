@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from assets.indicators import ITEMS_SHEET, Indicator, IndicatorSystem, condition_text, resolve_date
-from assets.model import ParsedWorkbook, SubmissionRecord, YearResults, display
+from assets.model import (ParsedWorkbook, SubmissionRecord, YearResults, columns_of, concat_columns, display,
+                          frame_of, rows_of)
 from assets.registry import Registry
 from expectations.schema import load_schema
 
@@ -113,7 +114,8 @@ def coverage_counts(records: list[ParsedWorkbook], system: IndicatorSystem) -> l
     for sheet in dict.fromkeys(i.sheet for i in rules):
         mine = [i for i in rules if i.sheet == sheet]
         cols = list(dict.fromkeys(c for i in mine for c in _columns(i.condition) + _columns(i.among)))
-        rows, owner = _stacked([r.tables.get(sheet) for r in records], cols)
+        rows, owner = _stacked([columns_of(r.tables, sheet) for r in records],
+                               [rows_of(r.tables, sheet) for r in records], cols)
         for ind in mine:
             among = row_mask(rows, ind.among).to_numpy(dtype=bool)
             meets = among & row_mask(rows, ind.condition).to_numpy(dtype=bool)
@@ -124,18 +126,14 @@ def coverage_counts(records: list[ParsedWorkbook], system: IndicatorSystem) -> l
     return out
 
 
-def _stacked(tables: list[pd.DataFrame | None], cols: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """`cols` of many tables, one under another (blank where a table or column is absent), and
-    each row's table. Column by column: a pandas concat of a few hundred small frames costs more
-    than their rows (the same per-frame cost that coverage_counts avoids for the masks)."""
-    sizes = [0 if t is None else len(t) for t in tables]
-
-    def column(t: pd.DataFrame | None, c: str, n: int) -> np.ndarray:
-        return t[c].to_numpy() if t is not None and c in t.columns else np.full(n, None, dtype=object)
-
-    data = {c: np.concatenate([column(t, c, n) for t, n in zip(tables, sizes)]) if tables
-            else np.empty(0, dtype=object) for c in cols}
-    return pd.DataFrame(data, columns=cols), np.repeat(np.arange(len(tables)), sizes)
+def _stacked(tables: list[dict[str, np.ndarray] | None], sizes: list[int],
+             cols: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """`cols` of many tables (their columns, and their numbers of rows), one under another
+    (blank where a table or column is absent), and each row's table. Column by column: a
+    pandas concat of a few hundred small frames costs more than their rows (the same per-frame
+    cost that coverage_counts avoids for the masks)."""
+    data = {c: concat_columns([None if t is None else t.get(c) for t in tables], sizes) for c in cols}
+    return frame_of(data), np.repeat(np.arange(len(tables)), sizes)
 
 
 # --- one indicator ---------------------------------------------------------
@@ -325,10 +323,9 @@ def veto_events(events: pd.DataFrame | None) -> pd.DataFrame:
 
 def veto_types(parsed: ParsedWorkbook) -> list[str]:
     """The veto event types the workbook's 负面清单 lists, in order of first mention."""
-    events = parsed.tables.get(EVENTS_SHEET)
-    if events is None or events.empty:  # most workbooks: no frame to build at intake
+    if not rows_of(parsed.tables, EVENTS_SHEET):  # most workbooks: no frame to build at intake
         return []
-    return list(dict.fromkeys(veto_events(events)[EVENT_TYPE]))
+    return list(dict.fromkeys(veto_events(parsed.tables[EVENTS_SHEET])[EVENT_TYPE]))
 
 
 def _problems_text(record: SubmissionRecord) -> str:

@@ -1,6 +1,7 @@
 """What intake keeps for later stages, and how a later stage gets what was not kept."""
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pandas as pd
 from assets import archive, intake
 from assets.demo import submission_sheets, write_workbook
 from assets.indicators import load_indicators
+from assets.model import PickledFrames
 from assets.reading import read_workbook
 from assets.registry import load_registry
 from assets.scoring import veto_types
@@ -45,11 +47,32 @@ def test_whole_workbook_kept_for_lookback_only_and_read_again_from_the_archive_o
     # Scoring gets the slim view, without the case table, for both.
     slim = {r.unit_code: r for r in intake.submission_records(paths, outcomes.values(), 2024, system)}
     assert all(CASES not in r.parsed.tables and r.coverage for r in slim.values())
-    # Its other tables, stored one pickle each, read back equal to a fresh read.
+    # Its other tables read back equal to a fresh read.
     view = slim["630203"].parsed.tables
     assert sorted(view) == sorted(k for k in fresh.tables if k != CASES) and len(view) == len(fresh.tables) - 1
     for name in view:
         pd.testing.assert_frame_equal(view[name], fresh.tables[name])
+
+
+def test_a_scoring_view_stored_with_pickled_frames_still_loads(tmp_path):
+    """Views stored before tables were kept as columns hold each small table as its own pickle."""
+    paths = archive.Paths(tmp_path).ensure()
+    write_workbook(submission_sheets("630203", "平安区", 2024, cases=5, seed=2), paths.inbox / "平安区.xlsx")
+    archive.take_ready_files(paths, archive.scan_inbox(paths.inbox, {})[1])
+    system = load_indicators()
+    [out] = [o for chunk in intake.process_pending(paths, load_registry(None), system) for o in chunk]
+    view = paths.root / "store" / "scoring" / f"{out.record_id}.pkl"
+    key, coverage, slim, *rest = pickle.loads(view.read_bytes())
+    old = PickledFrames.__new__(PickledFrames)
+    old.__setstate__({name: pickle.dumps(slim.tables[name]) for name in slim.tables})
+    view.write_bytes(pickle.dumps((key, coverage, replace(slim, tables=old), *rest)))
+
+    [record] = intake.submission_records(paths, [out], 2024, system)
+    assert isinstance(record.parsed.tables, PickledFrames) and record.coverage == coverage
+    assert sorted(record.parsed.tables) == sorted(slim.tables)
+    for name in slim.tables:
+        pd.testing.assert_frame_equal(record.parsed.tables[name], slim.tables[name])
+    assert veto_types(record.parsed) == veto_types(slim) == []
 
 
 def test_veto_types_found_at_intake_come_with_the_scoring_view(tmp_path):

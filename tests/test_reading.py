@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 import re
 import zipfile
 
+import numpy as np
 import openpyxl
+import pandas as pd
 import pytest
 
 from assets.demo import Cell, satisfaction_sheets, submission_sheets, write_workbook
+from assets.model import Tables, columns_of, concat_columns, frame_of, rows_of
 from assets.reading import _XlsxParts, read_workbook
 from factory import (FORMATS, add_cached_values, make, needs_libreoffice, patch_xlsx, reorder, saved_by_libreoffice,
                      set_cell, sheet_part, shift)
@@ -72,6 +76,42 @@ def test_valid_submission_reads_exactly(tmp_path, fmt):
     assert len(parsed.tables["负面清单"]) == 0
     assert parsed.tables["佐证材料"]["指标编号"].tolist() == [r[0] for r in sheets["佐证材料"][1:]]
     assert parsed.tables["规范性文件"]["制发日期"].tolist() == [r[3] for r in sheets["规范性文件"][1:]]
+
+
+def pandas_frame(columns):
+    """The frame pandas makes of the columns as Python values, inferring every type itself."""
+    return pd.DataFrame({c: np.asarray(v.to_pylist() if hasattr(v, "to_pylist") else v, dtype=object)
+                         if not isinstance(v, np.ndarray) or v.dtype == object else v for c, v in columns.items()})
+
+
+def test_tables_keep_columns_and_make_the_frames_pandas_would(tmp_path):
+    one = read(make(tmp_path, "xlsx", submission_sheets(cases=12, seed=3)))
+    two = read(make(tmp_path / "b", "xlsx", submission_sheets(cases=7, seed=4)))
+    assert isinstance(one.tables, Tables) and "执法案件台账" in one.tables and "无此表" not in one.tables
+    for name in one.tables:
+        columns = columns_of(one.tables, name)
+        pd.testing.assert_frame_equal(one.tables[name], pandas_frame(columns))
+        assert rows_of(one.tables, name) == len(one.tables[name])
+    assert rows_of(one.tables, "无此表") == 0 and columns_of(one.tables, "无此表") is None
+    # A batch's column: both workbooks' values one under another, blank where one lacks the column.
+    sheet = "执法案件台账"
+    sizes = [rows_of(one.tables, sheet), rows_of(two.tables, sheet)]
+    for c in ("案件编号", "罚没金额（元）", "是否公示"):
+        stacked = frame_of({c: concat_columns([columns_of(one.tables, sheet)[c], columns_of(two.tables, sheet)[c]],
+                                              sizes)})
+        pd.testing.assert_frame_equal(stacked, pd.concat([one.tables[sheet][[c]], two.tables[sheet][[c]]],
+                                                         ignore_index=True))
+    text = concat_columns([columns_of(one.tables, sheet)["案件编号"], None], [12, 3])
+    assert frame_of({"x": text})["x"].tolist()[11:] == [one.tables[sheet]["案件编号"].iloc[-1]] + [np.nan] * 3
+    # Pickled and back, as intake stores a workbook: the same frames, whether built before or not.
+    again = pickle.loads(pickle.dumps(one.tables))
+    assert list(again) == list(one.tables)
+    for name in one.tables:
+        pd.testing.assert_frame_equal(again[name], one.tables[name])
+    # Like a dict of frames, which is what tests and older stores hand to later stages.
+    del again["负面清单"]
+    again["负面清单"] = one.tables["负面清单"]
+    assert len(again) == len(one.tables) and rows_of({"负面清单": one.tables["负面清单"]}, "负面清单") == 0
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
