@@ -323,6 +323,18 @@ def _floor_checks(r: dict) -> list[tuple]:
              ratio <= limit if n >= FLOOR_TARGET_FILES else None) for n, ratio in sorted(ratios.items())]
 
 
+def marginal_per_file(points: list[dict]) -> list[float | None]:
+    """Per size, the pipeline's seconds per file added since the size before it, (T(n) - T(m)) / (n - m):
+    flat when the time grows linearly, whatever the fixed cost. None for the first size."""
+    out, before = [], None
+    for s in points:
+        n = s.get("files", s["units"])
+        t = s["pipeline_s_per_file"] * n
+        out.append(None if before is None else (t - before[1]) / (n - before[0]))
+        before = (n, t)
+    return out
+
+
 def markdown(r: dict) -> str:
     lines = [f"### {r['units']} 个文件 × 每个 {r['cases']} 件执法案件（{r['date']}，{r['machine']}）", "",
              "| 测量 | 文件数 | 墙钟 s | CPU s | 峰值内存 MB | 文件/秒 | 备注 |", "|---|---:|---:|---:|---:|---:|---|"]
@@ -352,11 +364,14 @@ def markdown(r: dict) -> str:
     lines += ["", "| 指标 | 实测 | 目标 | 结论 |", "|---|---|---|---|"]
     lines += [f"| {name} | {got} | {want} | {_verdict(ok)} |" for name, got, want, ok in checks]
     if r.get("scaling"):
-        lines += ["", "| 单位数 | 下限 ms/文件 | 本管道 ms/文件 | 本管道/下限 | 峰值内存 MB | 各次本管道墙钟 s |",
-                  "|---:|---:|---:|---:|---:|---|"]
+        lines += ["", "| 单位数 | 下限 ms/文件 | 本管道 ms/文件 | 本管道边际 ms/文件 | 本管道/下限 | 峰值内存 MB | "
+                  "各次本管道墙钟 s |", "|---:|---:|---:|---:|---:|---:|---|"]
         lines += [f"| {s['units']} | {s['floor_s_per_file'] * 1000:.1f} | {s['pipeline_s_per_file'] * 1000:.1f} | "
-                  f"{s['pipeline_vs_floor']:.1f}× | {s['peak_rss_mb']:.0f} | "
-                  f"{', '.join(f'{t:.1f}' for t in s.get('pipeline_runs_s', []))} |" for s in r["scaling"]]
+                  f"{'—' if m is None else f'{m * 1000:.1f}'} | {s['pipeline_vs_floor']:.1f}× | {s['peak_rss_mb']:.0f} | "
+                  f"{', '.join(f'{t:.1f}' for t in s.get('pipeline_runs_s', []))} |"
+                  for s, m in zip(r["scaling"], marginal_per_file(r["scaling"]))]
+        lines += ["", "边际 = 本管道比上一规模多用的时间 ÷ 多出的文件数：随规模线性增长时不变，"
+                  "与文件数无关的固定开销（启动、收尾）不计入；上面的偏差按每文件总耗时计，含固定开销。"]
     if r.get("stages"):
         st = r["stages"]
         lines += ["", f"本管道分阶段（插桩运行，单进程 FAZHI_WORKERS=1，即各阶段在一个核上的耗时，总 {st['total_s']:.1f} s）：", "", "| 阶段 | 秒 | 占比 |", "|---|---:|---:|"]
