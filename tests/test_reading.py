@@ -103,11 +103,15 @@ def test_tables_keep_columns_and_make_the_frames_pandas_would(tmp_path):
                                                          ignore_index=True))
     text = concat_columns([columns_of(one.tables, sheet)["案件编号"], None], [12, 3])
     assert frame_of({"x": text})["x"].tolist()[11:] == [one.tables[sheet]["案件编号"].iloc[-1]] + [np.nan] * 3
-    # Pickled and back, as intake stores a workbook: the same frames, whether built before or not.
+    # Pickled and back, as intake stores a workbook: the same frames, whether built before or not,
+    # and pickled again before any is read.
     again = pickle.loads(pickle.dumps(one.tables))
-    assert list(again) == list(one.tables)
+    twice = pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(one.tables))))
+    assert list(again) == list(twice) == list(one.tables) and "执法案件台账" in twice
+    assert rows_of(twice, "执法案件台账") == 12
     for name in one.tables:
         pd.testing.assert_frame_equal(again[name], one.tables[name])
+        pd.testing.assert_frame_equal(twice[name], one.tables[name])
     # Like a dict of frames, which is what tests and older stores hand to later stages.
     del again["负面清单"]
     again["负面清单"] = one.tables["负面清单"]
