@@ -80,9 +80,9 @@ class Tables(MutableMapping):
     a 1,000-case workbook took 2.0 ms, against 0.4 ms for the same rows as one frame
     per sheet of a 400-file batch.
 
-    Pickled, each table is pickled apart and unpickled when first read: a year's scoring
-    loads thousands of stored workbooks and reads none of their tables (3,000 scoring views
-    took 0.5 s longer to load with their tables unpickled at once).
+    Pickled, each table (its columns, or its frame) is pickled apart and unpickled when first
+    read: a year's scoring loads thousands of stored workbooks and reads none of their tables
+    (3,000 scoring views took 0.5 s longer to load with their tables unpickled at once).
     """
 
     def __init__(self):
@@ -117,8 +117,8 @@ class Tables(MutableMapping):
 
     def _unpickle(self, name: str) -> None:
         if name in self._pickled:
-            kind, table = pickle.loads(self._pickled.pop(name))
-            (self._columns if kind == "columns" else self._frames)[name] = table
+            table = pickle.loads(self._pickled.pop(name))
+            (self._frames if isinstance(table, pd.DataFrame) else self._columns)[name] = table
 
     def _forget(self, name: str) -> None:
         for store in (self._columns, self._frames, self._pickled):
@@ -152,7 +152,7 @@ class Tables(MutableMapping):
         def pickled(name: str) -> bytes:
             if name in self._pickled:
                 return self._pickled[name]
-            table = ("columns", self._columns[name]) if name in self._columns else ("frame", self._frames[name])
+            table = self._columns[name] if name in self._columns else self._frames[name]
             return pickle.dumps(table, protocol=pickle.HIGHEST_PROTOCOL)
         return {name: pickled(name) for name in self}
 
@@ -237,26 +237,9 @@ class ParsedWorkbook:
         return [p for p in self.problems if p.severity == "error"]
 
 
-class PickledFrames(Mapping):
-    """How scoring views stored before `Tables` hold their tables: one pickle each, unpickled
-    when first read. Kept so that those views still load; nothing makes new ones."""
-
-    def __getitem__(self, name: str) -> pd.DataFrame:
-        if name not in self._frames:
-            self._frames[name] = pickle.loads(self._pickled[name])
-        return self._frames[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._pickled)
-
-    def __len__(self) -> int:
-        return len(self._pickled)
-
-    def __getstate__(self) -> dict[str, bytes]:
-        return self._pickled
-
-    def __setstate__(self, pickled: dict[str, bytes]) -> None:
-        self._pickled, self._frames = pickled, {}
+class PickledFrames(Tables):
+    """The class scoring views stored before `Tables` were pickled with. Its pickled state,
+    one pickled frame per table, is one that Tables reads; nothing makes new ones."""
 
 
 @dataclass
