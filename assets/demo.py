@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-import yaml
 
-from expectations.schema import Field, Schema, Sheet, load_schema
+from expectations.schema import Field, Schema, Sheet, load_schema, read_yaml
 
 INDICATORS_FILE = Path(__file__).resolve().parents[1] / "config" / "indicators.yaml"
 PERCENT_FORMAT = "0.0%"
@@ -48,7 +47,7 @@ class Cell:
 def indicator_codes(path: Path = INDICATORS_FILE) -> tuple[str, ...]:
     """Indicator codes from the indicator system, or A1..A5 while it is absent."""
     if path.exists():
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml(path) or {}
         codes = [str(i["code"]) for i in raw.get("indicators", []) if "code" in i]
         if codes:
             return tuple(codes)

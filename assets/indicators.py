@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from expectations.schema import Schema, load_schema
+from expectations.schema import Schema, load_schema, read_yaml
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_INDICATORS_FILE = PROJECT_DIR / "config" / "indicators.yaml"
@@ -150,7 +150,7 @@ def load_indicators(path: str | Path | None = None, schema: Schema | None = None
     path = Path(path) if path else DEFAULT_INDICATORS_FILE
     schema = schema or load_schema()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path)
         return _build(raw, schema, str(path))
     except IndicatorConfigError:
         raise

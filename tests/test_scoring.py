@@ -15,7 +15,7 @@ from assets.model import ParsedWorkbook, Problem, SubmissionRecord
 from assets.registry import load_registry
 from assets.scoring import (compute_year_results, coverage_counts, exact_sum, load_year_results, pending_rows,
                             preview_total, round_score, save_year_results, score_submission)
-from expectations.schema import load_schema
+from expectations.schema import SCHEMA_FILE, load_schema, read_yaml
 
 YEAR = 2024
 SCHEMA = load_schema()
@@ -151,6 +151,16 @@ def test_config_refuses_total_not_1000(tmp_path):
         _indicator(raw, "A1")["points"] = 25
     msg = _refused(tmp_path, edit)
     assert "1005" in msg and "1000" in msg
+
+
+def test_config_files_read_as_pyyaml_reads_them_and_broken_yaml_is_refused(tmp_path):
+    for path in (DEFAULT_INDICATORS_FILE, SCHEMA_FILE):
+        assert read_yaml(path) == yaml.safe_load(path.read_text(encoding="utf-8"))
+    path = tmp_path / "indicators.yaml"
+    path.write_text("categories: [{code: A, name: 甲\nindicators: []\n", encoding="utf-8")
+    with pytest.raises(IndicatorConfigError) as exc:
+        load_indicators(path)
+    assert "格式错误" in str(exc.value) and str(path) in str(exc.value)
 
 
 def test_config_refuses_unknown_rule_and_data(tmp_path):

@@ -1,7 +1,9 @@
 """GX validation of parsed workbooks: every rule kind fails where SPEC §3/§5 say and passes at its edges."""
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import pickle
 import subprocess
 import sys
 import time
@@ -561,3 +563,31 @@ def test_great_expectations_is_imported_without_scipy_stats_until_it_is_used():
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "0.0", "True"]
+
+
+def test_workers_check_without_sqlalchemy_and_find_the_same_problems(tmp_path):
+    """The workers' fork server marks SQLAlchemy absent (assets/fork_server.py); Great
+    Expectations still checks every kind of rule there as it does here."""
+    p = baseline(cases=3)
+    p.cover["联系电话"] = "12345"
+    p.items["D01"] = -1.0
+    set_cell(p, "重大行政决策", "所属领域", 3, "交通")
+    set_cell(p, "规范性文件", "报备日期", 3, dt.date(YEAR, 3, 4))
+    set_cell(p, "执法案件台账", "案件编号", 4, "案件编号1")
+    set_cell(p, "执法案件台账", "立案日期", 3, dt.date(YEAR - 1, 12, 31))
+    batch = {"s0": p, "s1": baseline()}
+    here = {k: [(x.sheet, x.cell, x.message) for x in v] for k, v in check(*batch.values()).items()}
+    assert len(here["s0"]) == 7 and here["s1"] == []
+    (tmp_path / "batch.pkl").write_bytes(pickle.dumps(list(batch.values())))
+    code = ("import assets.fork_server, pickle, sys\n"
+            "from assets.registry import load_registry\n"
+            "from assets.validation import validate_batch\n"
+            f"books = pickle.loads(open({str(tmp_path / 'batch.pkl')!r}, 'rb').read())\n"
+            f"found = validate_batch({{f's{{i}}': b for i, b in enumerate(books)}}, load_registry(), {CODES!r}).problems\n"
+            "print(repr({k: [(x.sheet, x.cell, x.message) for x in v] for k, v in found.items()}))\n"
+            "print(sys.modules['sqlalchemy'])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    found, modules = out.stdout.strip().splitlines()
+    assert ast.literal_eval(found) == here
+    assert modules == "None"
