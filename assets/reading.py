@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import html
 import io
 import logging
 import re
@@ -191,6 +192,15 @@ def convert_column(values: np.ndarray, field: Field, percent: np.ndarray | None 
             out[i], ok = convert(values[i], field, percent_cell=True)
             bad[i] = not ok
     return out, bad
+
+
+_LITERAL = re.compile(r'"[^"]*"|\\.')  # "text" and \x in a number format are shown as they are
+
+
+def shows_percent(number_format: str) -> bool:
+    """Whether a number format shows numbers times 100 with a % sign. A % in quotes or after a
+    backslash (0.0"%", 0.0\\%) is only text: such a cell holds the number it shows."""
+    return "%" in _LITERAL.sub("", number_format)
 
 
 # --- the workbook ----------------------------------------------------------
@@ -453,11 +463,13 @@ class _XlsxParts:
 
     _PERCENT_BUILTIN = {9, 10}
     _CELL_TAG = re.compile(rb"<(?:\w+:)?c\s([^>]*)>")
-    _STYLE = re.compile(rb'\bs="(\d+)"')
-    _REF = re.compile(rb'\br="([A-Z]+\d+)"')
-    _NUM_FMT = re.compile(rb'<(?:\w+:)?numFmt\s[^>]*?numFmtId="(\d+)"[^>]*?formatCode="([^"]*)"')
+    # attribute values quoted either way, as XML allows
+    _STYLE = re.compile(rb"""\bs=["'](\d+)["']""")
+    _REF = re.compile(rb"""\br=["']([A-Z]+\d+)["']""")
+    _NUM_FMT = re.compile(rb"""<(?:\w+:)?numFmt\s((?:[^>"']|"[^"]*"|'[^']*')*)>""")  # its attributes
+    _ATTR = re.compile(rb"""(\w+)=(?:"([^"]*)"|'([^']*)')""")
     _CELL_XFS = re.compile(rb"<(?:\w+:)?cellXfs\b[^>]*>(.*?)</(?:\w+:)?cellXfs>", re.S)
-    _XF = re.compile(rb'<(?:\w+:)?xf\b(?:[^>]*?\bnumFmtId="(\d+)")?[^>]*>')
+    _XF = re.compile(rb"""<(?:\w+:)?xf\b(?:[^>]*?\bnumFmtId=["'](\d+)["'])?[^>]*>""")
 
     def __init__(self, path: Path):
         self.file = open(path, "rb")
@@ -491,11 +503,15 @@ class _XlsxParts:
         """Indexes (as in a cell's s="...") of the cell styles showing numbers as percent."""
         if self._percent_styles is None:
             xml = self.part("xl/styles.xml") if "xl/styles.xml" in self._names else b""
-            formats = {int(i): code for i, code in self._NUM_FMT.findall(xml)}
+            formats = {}
+            for tag in self._NUM_FMT.findall(xml):
+                attrs = {name: double or single for name, double, single in self._ATTR.findall(tag)}
+                if attrs.get(b"numFmtId", b"").isdigit():
+                    formats[int(attrs[b"numFmtId"])] = html.unescape(attrs.get(b"formatCode", b"").decode("utf-8"))
             xfs = self._CELL_XFS.search(xml)
             ids = [int(m[1] or 0) for m in self._XF.finditer(xfs[1])] if xfs else []
             self._percent_styles = {str(i) for i, fid in enumerate(ids)
-                                    if fid in self._PERCENT_BUILTIN or b"%" in formats.get(fid, b"")}
+                                    if fid in self._PERCENT_BUILTIN or shows_percent(formats.get(fid, ""))}
         return self._percent_styles
 
     def _cells(self, sheet: str):
@@ -559,11 +575,12 @@ def _member(fh, z: zipfile.ZipFile, name: str) -> bytes:
     return data
 
 
-_F, _E, _LT, _COLON, _QUOTE = b'fe<:"'
+_F, _E, _LT, _COLON = b"fe<:"
+_QUOTES = tuple(b"\"'")  # XML quotes an attribute either way
 
 
 def _may_hold_formulas_or_errors(xml: bytes) -> bool:
-    """Whether the sheet XML has a formula element (<f>, <x:f …>) or an error cell (t="e").
+    """Whether the sheet XML has a formula element (<f>, <x:f …>) or an error cell (t="e", t='e').
 
     One vectorised pass over the bytes (a case table's XML is megabytes); a
     rare false hit costs only the exact look.
@@ -573,7 +590,7 @@ def _may_hold_formulas_or_errors(xml: bytes) -> bool:
     if np.isin(before_f, (_LT, _COLON)).any():
         return True
     e = np.flatnonzero(a[1:-1] == _E) + 1
-    return bool(((a[e - 1] == _QUOTE) & (a[e + 1] == _QUOTE)).any())
+    return bool((np.isin(a[e - 1], _QUOTES) & (a[e + 1] == a[e - 1])).any())
 
 
 def _xls_marks(path: Path) -> dict[str, _Marks]:
@@ -582,7 +599,7 @@ def _xls_marks(path: Path) -> dict[str, _Marks]:
     book = xlrd.open_workbook(str(path), formatting_info=True, on_demand=True)
     try:
         percent_xfs = {i for i, xf in enumerate(book.xf_list)
-                       if "%" in getattr(book.format_map.get(xf.format_key), "format_str", "")}
+                       if shows_percent(getattr(book.format_map.get(xf.format_key), "format_str", ""))}
         out = {}
         for name in book.sheet_names():
             ws, marks = book.sheet_by_name(name), _Marks()

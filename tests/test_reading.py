@@ -118,6 +118,33 @@ def test_tables_keep_columns_and_make_the_frames_pandas_would(tmp_path):
     assert len(again) == len(one.tables) and rows_of({"负面清单": one.tables["负面清单"]}, "负面清单") == 0
 
 
+def literal_percent_sheets() -> dict:
+    sheets = submission_sheets()
+    set_cell(sheets, "年度数据", "C5", Cell(95.8, '0.0"%"'))   # D04 shows 95.8%: the % is text
+    set_cell(sheets, "年度数据", "C9", Cell(96.0, "0\\%"))      # D08 shows 96%: the % is text
+    set_cell(sheets, "年度数据", "C45", Cell(0.885, "0.0%"))    # D44 shows 88.5%: a percent format
+    return sheets
+
+
+def assert_literal_percent_read(parsed) -> None:
+    assert parsed.errors == []
+    assert (parsed.items["D04"], parsed.items["D08"]) == (95.8, 96.0)
+    assert parsed.items["D44"] == pytest.approx(88.5)
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "xls"])
+def test_a_percent_sign_in_quotes_or_escaped_is_text(tmp_path, fmt):
+    """0.0"%" and 0\\% show the number itself followed by a % sign: it is not multiplied by 100."""
+    assert_literal_percent_read(read(make(tmp_path, fmt, literal_percent_sheets())))
+
+
+@needs_libreoffice
+def test_a_percent_sign_in_quotes_stays_text_when_libreoffice_saves_the_file(tmp_path):
+    src = make(tmp_path, "xlsx", literal_percent_sheets())
+    for fmt, filt in (("xlsx", "xlsx:Calc MS Excel 2007 XML"), ("xls", "xls:MS Excel 97"), ("ods", "ods")):
+        assert_literal_percent_read(read(saved_by_libreoffice(tmp_path / fmt, filt, src) / f"{src.stem}.{fmt}"))
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_percent_cells(tmp_path, fmt):
     sheets = submission_sheets()
@@ -297,6 +324,22 @@ def test_formulas_in_a_prefixed_namespace(tmp_path):
     patch_xlsx(path, sheet_part(path, 1), prefixed)
     assert "<x:f>" in zipfile.ZipFile(path).read(sheet_part(path, 1)).decode()
     assert {(p.sheet, p.cell) for p in read(path).errors} == {("年度数据", "C2")}
+
+
+def test_attributes_quoted_with_apostrophes(tmp_path):
+    """XML may quote attributes with ' as well as ": error cells and percent styles are still found."""
+    sheets = submission_sheets()
+    set_cell(sheets, "年度数据", "C5", Cell(0.958, "0.0%"))   # D04 shown as 95.8%
+    path = make(tmp_path, "xlsx", sheets)
+    wb = openpyxl.load_workbook(path)
+    wb["年度数据"]["C2"].value, wb["年度数据"]["C2"].data_type = "#DIV/0!", "e"
+    wb.save(path)
+    for part in (sheet_part(path, 1), "xl/styles.xml"):
+        patch_xlsx(path, part, lambda xml: re.sub(rb'(\w+)="([^"]*)"', rb"\1='\2'", xml))
+    assert b"t='e'" in zipfile.ZipFile(path).read(sheet_part(path, 1))
+    parsed = read(path)
+    assert [(e.sheet, e.cell, e.value) for e in parsed.errors] == [("年度数据", "C2", "#DIV/0!")]
+    assert parsed.items["D04"] == pytest.approx(95.8)
 
 
 def test_parts_are_read_as_zipfile_reads_them(tmp_path):
