@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-
 from expectations.schema import Field, Schema, Sheet, load_schema, read_yaml
 
 INDICATORS_FILE = Path(__file__).resolve().parents[1] / "config" / "indicators.yaml"
@@ -277,6 +276,12 @@ def _ods_text(text: str) -> str:
     return out.replace(" ", "<text:s/>")
 
 
+def _shows_percent(number_format: str) -> bool:
+    from assets.reading import shows_percent  # the reader's rule; its imports (pandas …) only when needed
+
+    return shows_percent(number_format)
+
+
 def _ods_cell(v: Any) -> str:
     number_format = None
     if isinstance(v, Cell):
@@ -292,7 +297,7 @@ def _ods_cell(v: Any) -> str:
         return (f'<table:table-cell table:style-name="cdate" office:value-type="date"'
                 f' office:date-value="{iso}"><text:p>{iso[:10]}</text:p></table:table-cell>')
     if isinstance(v, (int, float)):
-        if number_format and "%" in number_format:
+        if number_format and _shows_percent(number_format):
             return (f'<table:table-cell table:style-name="cpct" office:value-type="percentage"'
                     f' office:value="{v!r}"><text:p>{v * 100:.1f}%</text:p></table:table-cell>')
         return (f'<table:table-cell office:value-type="float" office:value="{v!r}">'

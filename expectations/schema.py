@@ -18,6 +18,7 @@ def read_yaml(path: str | Path) -> Any:
     """A YAML file's content, as yaml.safe_load reads it."""
     return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_LOADER)
 
+
 TYPE_WORDING = {
     "text": "文字",
     "code": "代码（文字，保留前导0）",

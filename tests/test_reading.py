@@ -132,7 +132,7 @@ def assert_literal_percent_read(parsed) -> None:
     assert parsed.items["D44"] == pytest.approx(88.5)
 
 
-@pytest.mark.parametrize("fmt", ["xlsx", "xls"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_a_percent_sign_in_quotes_or_escaped_is_text(tmp_path, fmt):
     """0.0"%" and 0\\% show the number itself followed by a % sign: it is not multiplied by 100."""
     assert_literal_percent_read(read(make(tmp_path, fmt, literal_percent_sheets())))
