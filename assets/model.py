@@ -198,6 +198,16 @@ def rows_of(tables: Mapping[str, pd.DataFrame], name: str) -> int:
     return tables.rows(name) if isinstance(tables, Tables) else len(tables.get(name, ()))
 
 
+def stacked(tables: list[Mapping[str, pd.DataFrame]], name: str, cols: list[str]) -> tuple[pd.DataFrame, list[int]]:
+    """The `cols` of table `name` of many workbooks, one under another, as one frame (blank where a
+    workbook lacks the table or the column), and each workbook's number of rows. Column by column:
+    pandas costs per frame, and a concat of a batch's frames costs more than their rows."""
+    parts = [columns_of(t, name) for t in tables]
+    sizes = [rows_of(t, name) for t in tables]
+    return frame_of({c: concat_columns([None if p is None else p.get(c) for p in parts], sizes)
+                     for c in cols}), sizes
+
+
 @dataclass
 class ParsedWorkbook:
     """A received workbook read into typed values, every value keeping its cell.

@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 from assets.indicators import ITEMS_SHEET, Indicator, IndicatorSystem, condition_text, resolve_date
-from assets.model import (ParsedWorkbook, SubmissionRecord, YearResults, columns_of, concat_columns, display,
-                          frame_of, rows_of)
+from assets.model import ParsedWorkbook, SubmissionRecord, YearResults, display, rows_of, stacked
 from assets.registry import Registry
 from expectations.schema import load_schema
 
@@ -114,8 +113,8 @@ def coverage_counts(records: list[ParsedWorkbook], system: IndicatorSystem) -> l
     for sheet in dict.fromkeys(i.sheet for i in rules):
         mine = [i for i in rules if i.sheet == sheet]
         cols = list(dict.fromkeys(c for i in mine for c in _columns(i.condition) + _columns(i.among)))
-        rows, owner = _stacked([columns_of(r.tables, sheet) for r in records],
-                               [rows_of(r.tables, sheet) for r in records], cols)
+        rows, sizes = stacked([r.tables for r in records], sheet, cols)
+        owner = np.repeat(np.arange(len(records)), sizes)  # each row's workbook
         for ind in mine:
             among = row_mask(rows, ind.among).to_numpy(dtype=bool)
             meets = among & row_mask(rows, ind.condition).to_numpy(dtype=bool)
@@ -124,16 +123,6 @@ def coverage_counts(records: list[ParsedWorkbook], system: IndicatorSystem) -> l
             for k in range(len(records)):
                 out[k][ind.code] = (int(num[k]), int(den[k]))
     return out
-
-
-def _stacked(tables: list[dict[str, np.ndarray] | None], sizes: list[int],
-             cols: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """`cols` of many tables (their columns, and their numbers of rows), one under another
-    (blank where a table or column is absent), and each row's table. Column by column: a
-    pandas concat of a few hundred small frames costs more than their rows (the same per-frame
-    cost that coverage_counts avoids for the masks)."""
-    data = {c: concat_columns([None if t is None else t.get(c) for t in tables], sizes) for c in cols}
-    return frame_of(data), np.repeat(np.arange(len(tables)), sizes)
 
 
 # --- one indicator ---------------------------------------------------------

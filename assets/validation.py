@@ -24,7 +24,7 @@ import pandas as pd
 from great_expectations.core import id_dict
 from great_expectations.execution_engine import pandas_execution_engine
 
-from assets.model import ParsedWorkbook, Problem, columns_of, concat_columns, frame_of, rows_of
+from assets.model import ParsedWorkbook, Problem, rows_of, stacked
 from assets.registry import Registry
 from expectations.schema import Schema, load_schema
 
@@ -230,13 +230,9 @@ def _frame(s: SheetSuite, books: dict[str, ParsedWorkbook], schema: Schema) -> p
         frame = pd.DataFrame(rows, columns=[SUBMISSION, YEAR, *(f.name for f in sheet.fields)])
     else:
         ids = [sid for sid, p in books.items() if s.name in p.tables]
-        tables = [columns_of(books[sid].tables, s.name) for sid in ids]
-        sizes = [rows_of(books[sid].tables, s.name) for sid in ids]
-        data = {SUBMISSION: np.repeat(np.array(ids, dtype=object), sizes),
-                YEAR: np.repeat(np.array([_year(books[sid], schema) for sid in ids], dtype=float), sizes)}
-        for c in [ROW, *(f.name for f in sheet.fields)]:
-            data[c] = concat_columns([t.get(c) for t in tables], sizes)
-        frame = frame_of(data)
+        frame, sizes = stacked([books[sid].tables for sid in ids], s.name, [ROW, *(f.name for f in sheet.fields)])
+        frame.insert(0, SUBMISSION, np.repeat(np.array(ids, dtype=object), sizes))
+        frame.insert(1, YEAR, np.repeat(np.array([_year(books[sid], schema) for sid in ids], dtype=float), sizes))
     frame[INDEX] = np.arange(len(frame))
     return frame
 
