@@ -16,12 +16,12 @@ import re
 import struct
 import unicodedata
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import python_calamine as pc
 from defusedxml.ElementTree import iterparse
@@ -153,41 +153,41 @@ def _to_date(raw: Any) -> dt.date | None:
     return None
 
 
-def convert_column(values: np.ndarray, field: Field, percent: np.ndarray | None = None
+def convert_column(values: Sequence, field: Field, percent: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised `convert` of one column: (values as object array, unreadable mask).
+    """Vectorised `convert` of one column (calamine's values): (values as object array, unreadable mask).
 
-    Whole columns of the expected Python type take a fast path; otherwise each
+    Text, and numbers or dates with blanks only beside them, take a fast path; otherwise each
     distinct value is converted once.
     """
-    n = len(values)
-    blank = values == ""
-    types = set(map(type, values[~blank]))
-    kind = field.type
-    out: np.ndarray | None = None
-    if not types:
-        return np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
-    if types == {str} and kind in ("text", "enum"):
-        out = np.array([v.strip() or None for v in values], dtype=object)
-    elif types == {str} and kind == "code":  # mostly distinct values (case numbers): not worth factorising
-        out = np.array([_key_text(v) or None for v in values], dtype=object)
-    elif types <= {float, int} and kind in NUMERIC_TYPES and (percent is None or not percent.any()):
-        numbers = np.where(blank, np.nan, values).astype(float)
-        bad = (np.mod(numbers, 1) != 0) & ~blank if kind in WHOLE_TYPES else np.zeros(n, dtype=bool)
-        out = np.where(blank | bad, None, numbers).astype(object)
-        return out, bad
-    elif types == {dt.date} and kind == "date":
-        out = np.where(blank, None, values)
-    if out is not None:
-        return out, np.zeros(n, dtype=bool)
+    n, kind = len(values), field.type
+    none = np.zeros(n, dtype=bool)  # no cell unreadable, or none blank
+    types = set(map(type, values))
+    numeric_or_date = kind in NUMERIC_TYPES or kind == "date"
+    solid = {type(v) for v in values if v != ""} if str in types and numeric_or_date else types
+    if not solid:
+        return np.full(n, None, dtype=object), none
+    if solid == {str} and kind == "text":
+        return np.array([v.strip() or None for v in values], dtype=object), none
+    if solid == {str} and kind == "code":  # mostly distinct values (case numbers)
+        return np.array([unicodedata.normalize("NFKC", v).strip() or None for v in values], dtype=object), none
+    if solid <= {float, int} and kind in NUMERIC_TYPES and (percent is None or not percent.any()):
+        cells = np.array(values, dtype=object)
+        blank = cells == "" if str in types else none
+        numbers = np.where(blank, np.nan, cells).astype(float)
+        bad = (np.mod(numbers, 1) != 0) & ~blank if kind in WHOLE_TYPES else none
+        return np.where(blank | bad, None, numbers).astype(object), bad
+    if solid == {dt.date} and kind == "date":
+        cells = np.array(values, dtype=object)
+        return (np.where(cells == "", None, cells) if str in types else cells), none
     if bool in types and kind != "yesno":
-        # True == 1 for hashing: keep booleans apart from numbers before factorising.
-        values = np.array([str(v).upper() if isinstance(v, bool) else v for v in values], dtype=object)
-    codes, uniques = pd.factorize(values)
-    pairs = [convert(u, field) for u in uniques]
-    out = np.array([p[0] for p in pairs] + [None], dtype=object)[codes]
-    bad = np.array([not p[1] for p in pairs] + [False], dtype=bool)[codes]
-    if percent is not None:
+        # True == 1 for hashing: keep booleans apart from numbers before looking values up.
+        values = [str(v).upper() if isinstance(v, bool) else v for v in values]
+    pairs = {v: convert(v, field) if v == v else (None, True) for v in set(values)}  # NaN: blank
+    out = np.array([pairs[v][0] for v in values], dtype=object)
+    bad = none if all(ok for _, ok in pairs.values()) else np.array([not pairs[v][1] for v in values], dtype=bool)
+    if percent is not None and percent.any():
+        bad = bad.copy()
         for i in np.flatnonzero(percent):
             out[i], ok = convert(values[i], field, percent_cell=True)
             bad[i] = not ok
@@ -340,16 +340,8 @@ class _Reader:
         header, cols = self._header(grid, sheet.headers)
         key = sheet.name
         self.parsed.columns[key] = {h: get_column_letter(grid.left + c + 1) for h, c in cols.items()}
-        body = grid.rows[header + 1:]
-        if body:
-            cells = np.empty((len(body), len(body[0])), dtype=object)
-            cells[:] = body
-            keep = (cells != "").any(axis=1)
-            cells = cells[keep]
-            rows = grid.top + header + 2 + np.flatnonzero(keep)
-        else:
-            width = len(grid.rows[0]) if grid.rows else 0
-            cells, rows = np.empty((0, width), dtype=object), np.empty(0, dtype=int)
+        columns, kept = _filled_columns(grid.rows[header + 1:], len(grid.rows[0]) if grid.rows else 0)
+        rows = grid.top + header + 2 + kept
         frame: dict[str, Any] = {}
         for f in sheet.fields:
             c = cols.get(f.name)
@@ -359,11 +351,11 @@ class _Reader:
             pct = None
             if percent:
                 pct = np.array([(r - 1, grid.left + c) in percent for r in rows], dtype=bool)
-            out, bad = convert_column(cells[:, c], f, pct)
+            out, bad = convert_column(columns[c], f, pct)
             if f.default is not None:
                 out[(out == None) & ~bad] = f.default  # noqa: E711 (element-wise)
             for i in np.flatnonzero(bad):
-                self._unreadable(sheet, grid, f"{get_column_letter(grid.left + c + 1)}{rows[i]}", cells[i, c], f)
+                self._unreadable(sheet, grid, f"{get_column_letter(grid.left + c + 1)}{rows[i]}", columns[c][i], f)
             frame[f.name] = _typed(out, f)
         frame["_row"] = rows.astype("int64")
         self.parsed.tables.put(key, frame)
@@ -379,6 +371,20 @@ class _Reader:
 
     def _warn(self, sheet, cell, value, message) -> None:
         self.parsed.problems.append(Problem(sheet, cell, value, message, severity="warning"))
+
+
+def _filled_columns(body: list[list], width: int) -> tuple[list[tuple], np.ndarray]:
+    """The columns of `body` without its blank rows, and the positions of the rows kept. A row is
+    blank only where every column is, so one column without a blank (the case number's) settles it
+    without a look at the rows. Columns as tuples: zip builds them faster than numpy a grid."""
+    columns = list(zip(*body)) or [()] * width
+    kept = np.arange(len(body))
+    if body and all("" in col for col in columns):
+        filled = ~np.logical_and.reduce([np.array(col, dtype=object) == "" for col in columns])
+        if not filled.all():
+            kept = kept[filled]
+            columns = list(zip(*(body[i] for i in kept))) or [()] * width
+    return columns, kept
 
 
 def _typed(values: np.ndarray, f: Field) -> np.ndarray | pa.Array:
