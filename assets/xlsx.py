@@ -250,22 +250,34 @@ def _style_id(ws: Worksheet, value: Any, **attrs: Any) -> int | None:
     return ws.parent._cell_styles.add(probe._style) if probe.has_style else None
 
 
-def _rows_xml(block: BulkRows) -> Iterable[str]:
-    """<row> elements with the values as set_value would store them."""
-    letters = [get_column_letter(j) for j in range(1, 1 + len(block.styles))]
-    # A text's XML after its reference, made once per column: names, codes and verdicts repeat.
-    texts: list[dict[str, str]] = [{} for _ in block.styles]
-    for r, row in enumerate(block.rows, block.first_row):
-        cells = []
-        for j, v in enumerate(row):
-            if type(v) is str and v:
-                tail = texts[j].get(v)
-                if tail is None:
-                    tail = texts[j][v] = _text_tail(v, block.styles[j])
-                cells.append(f'<c r="{letters[j]}{r}"{tail}')
-            else:
-                cells.append(_cell_xml(f"{letters[j]}{r}", v, block.styles[j]))
-        yield f'<row r="{r}">{"".join(cells)}</row>'
+def _rows_xml(block: BulkRows, rows_at_once: int = 1000) -> Iterable[str]:
+    """<row> elements with the values as set_value would store them, written a column at a time
+    (a column holds one kind of value) for `rows_at_once` rows."""
+    for top in range(0, len(block.rows), rows_at_once):
+        rows = block.rows[top:top + rows_at_once]
+        first = block.first_row + top
+        columns = list(zip(*rows))
+        if len(columns) != len(block.styles) or any(len(row) != len(columns) for row in rows):
+            cells = [[_cell_xml(f"{get_column_letter(j)}{r}", v, block.styles[j - 1]) for j, v in enumerate(row, 1)]
+                     for r, row in enumerate(rows, first)]  # ragged rows: cell by cell
+        else:
+            cells = zip(*(_column_xml(get_column_letter(j), values, styles, first)
+                          for j, (values, styles) in enumerate(zip(columns, block.styles), 1)))
+        for r, row in enumerate(cells, first):
+            yield f'<row r="{r}">{"".join(row)}</row>'
+
+
+def _column_xml(letter: str, values: Sequence[Any], styles: dict[str, int | None], first_row: int) -> list[str]:
+    """Each cell's XML of one column from `first_row` down."""
+    kinds = set(map(type, values))
+    if kinds == {float} and all(map(math.isfinite, values)):
+        s = _s(styles.get("number"))
+        return [f'<c r="{letter}{r}"{s}><v>{v:.16g}</v></c>' for r, v in enumerate(values, first_row)]
+    if kinds == {str}:  # a text's XML after its reference is made once: names, codes and verdicts repeat
+        tails = {v: _text_tail(v, styles) for v in set(values) if v}
+        return [f'<c r="{letter}{r}"{tails[v]}' if v else _blank_xml(f"{letter}{r}", styles)
+                for r, v in enumerate(values, first_row)]
+    return [_cell_xml(f"{letter}{r}", v, styles) for r, v in enumerate(values, first_row)]
 
 
 def _cell_xml(ref: str, value: Any, styles: dict[str, int | None]) -> str:
