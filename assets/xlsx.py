@@ -407,7 +407,7 @@ class QuickBook:
         self.sheets = sheets
         self.made: dict[tuple, int | None] = {}  # table styles made so far (see _column_styles)
         self.header = self.style(**HEADER)
-        self._parts: dict[str, bytes] = {}
+        self._fixed = b""  # a zip of the parts that are the same in every workbook (see to_bytes)
         self._styles_saved = 0
 
     def style(self, **attrs: Any) -> dict[str, int | None]:
@@ -420,15 +420,19 @@ class QuickBook:
     def to_bytes(self, sheets: Sequence[SheetXml]) -> bytes:
         assert len(sheets) == self.sheets
         if len(self.wb._cell_styles) != self._styles_saved:
-            buf = io.BytesIO()
-            self.wb.save(buf)
-            with zipfile.ZipFile(buf) as z:
-                self._parts = {n: z.read(n) for n in z.namelist() if n != _WORKBOOK and not _SHEET.fullmatch(n)}
+            saved = io.BytesIO()
+            self.wb.save(saved)
+            # The fixed parts, compressed once: compressing them again (the theme alone is 10 kB) took
+            # 1.1 of the 1.7 ms a receipt's workbook cost. Each workbook is appended to a copy.
+            fixed = io.BytesIO()
+            with zipfile.ZipFile(saved) as src, zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as z:
+                for n in src.namelist():
+                    if n != _WORKBOOK and not _SHEET.fullmatch(n):
+                        z.writestr(n, src.read(n))
+            self._fixed = fixed.getvalue()
             self._styles_saved = len(self.wb._cell_styles)
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for part, content in self._parts.items():
-                z.writestr(part, content)
+        buf = io.BytesIO(self._fixed)
+        with zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED) as z:
             z.writestr(_WORKBOOK, _workbook_xml(sheets))
             for i, sheet in enumerate(sheets, 1):
                 z.writestr(f"xl/worksheets/sheet{i}.xml", _sheet_xml(sheet))
