@@ -94,6 +94,16 @@ def test_veto_types_found_at_intake_come_with_the_scoring_view(tmp_path):
         assert r.vetoes == veto_types(r.parsed)
 
 
+def test_files_are_checked_in_as_few_chunks_as_the_batch_size_allows_evenly_filled(tmp_path):
+    paths = archive.Paths(tmp_path).ensure()
+    for k in range(5):
+        write_workbook(submission_sheets(f"63020{k}", f"县{k}", 2024, cases=2, seed=k), paths.inbox / f"县{k}.xlsx")
+    archive.take_ready_files(paths, archive.scan_inbox(paths.inbox, {})[1])
+    chunks = list(intake.process_pending(paths, load_registry(None), load_indicators(), batch_size=4))
+    assert [len(c) for c in chunks] == [2, 3]  # not 4 and a last file alone
+    assert len({o.record_id for c in chunks for o in c}) == 5
+
+
 def test_outcomes_mark_files_done_only_after_what_intake_wrote_for_them_is_synced(tmp_path, monkeypatch):
     paths = archive.Paths(tmp_path).ensure()
     for code, name in (("630202", "乐都区"), ("630203", "平安区")):
