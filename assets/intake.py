@@ -25,7 +25,8 @@ from assets.model import ParsedWorkbook, Problem, SubmissionRecord, Tables, rows
 from assets.reading import read_workbook
 from assets.receipts import write_receipt
 from assets.registry import Registry
-from assets.scoring import NAMING, NAMING_YEAR, coverage_counts, pending_rows, preview_total, scoring_key, veto_types
+from assets.scoring import (NAMING, NAMING_YEAR, UnitScores, coverage_counts, pending_rows, preview_total, scoring_key,
+                            score_units, veto_types)
 from assets.workers import INTAKE_MODULES, pool_size, process_pool, release_free_memory, state
 from expectations.schema import Schema, load_schema
 
@@ -433,6 +434,12 @@ def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int,
             parsed=parsed or load_parsed(paths, o), errors=o.errors, warnings=o.warnings,
             coverage=coverage, scored=scored, vetoes=vetoes))
     return records
+
+
+def score_units_in_worker(outcomes: list[Outcome]) -> UnitScores:
+    """In a worker of a year's scoring (see yearly.year_results): the units of `outcomes` scored."""
+    paths, year, satisfaction, system, registry = state()
+    return score_units(submission_records(paths, outcomes, year, system), satisfaction, system, registry)
 
 
 def whole_record(paths: Paths, outcomes: Mapping[str, Outcome], record_id: str) -> SubmissionRecord:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from functools import lru_cache, reduce
@@ -260,9 +261,17 @@ def _score_rows(record: SubmissionRecord, system: IndicatorSystem, coverage: dic
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
+    return _indicator_frame(_indicator_columns(rows))
+
+
+def _indicator_columns(rows: list[dict]) -> dict[str, list]:
     # column by column: from a year's hundred thousand row dicts pandas builds a frame slower
     columns = {c: [r.get(c) for r in rows] for c in INDICATOR_COLUMNS}
     columns["score"] = [float("nan") if r["exact"] is None else float(r["exact"]) for r in rows]
+    return columns
+
+
+def _indicator_frame(columns: dict[str, list]) -> pd.DataFrame:
     return pd.DataFrame(columns, columns=INDICATOR_COLUMNS).astype({"points": float, "score": float})
 
 
@@ -331,6 +340,23 @@ def compute_year_results(year: int, records: list[SubmissionRecord],
                          satisfaction: dict[str, tuple[float, str]], system: IndicatorSystem,
                          registry: Registry) -> YearResults:
     """Score each unit's counting submission; grade, recommend and rank (SPEC §4)."""
+    return assemble_year(year, [score_units(records, satisfaction, system, registry)], system)
+
+
+@dataclass
+class UnitScores:
+    """Some units of a year scored, not yet ranked: the rows of YearResults' tables as columns or
+    dicts (cheap to send between processes), and the key each unit is ranked by."""
+
+    units: list[dict]
+    categories: list[dict]
+    indicators: dict[str, list]
+    submissions: list[dict]
+
+
+def score_units(records: list[SubmissionRecord], satisfaction: dict[str, tuple[float, str]],
+                system: IndicatorSystem, registry: Registry) -> UnitScores:
+    """Score the units of `records`, which hold every submission of each of them."""
     counting = counting_submissions(records)
     codes = sorted(counting)
     missing = [counting[c].parsed for c in codes if counting[c].coverage is None]
@@ -380,6 +406,12 @@ def compute_year_results(year: int, records: list[SubmissionRecord],
             "naming_year": pd.NA if naming_year is None else int(naming_year),
             "_key": (-total, *(-(cat_scores[c] or 0) for c in rec.tie_break), code),
         })
+    return UnitScores(units, categories, _indicator_columns(indicators), _submission_rows(records, counting, registry))
+
+
+def assemble_year(year: int, parts: list[UnitScores], system: IndicatorSystem) -> YearResults:
+    """The year's results from its units scored in parts (in unit code order): ranked across all."""
+    units = [u for p in parts for u in p.units]
     for rank, u in enumerate(sorted((u for u in units if u["eligible"]), key=lambda u: u["_key"]), 1):
         u["rank"] = rank
     units_frame = pd.DataFrame([{k: v for k, v in u.items() if k != "_key"} for u in units],
@@ -387,22 +419,23 @@ def compute_year_results(year: int, records: list[SubmissionRecord],
     units_frame = units_frame.astype({"rank": "Int64", "naming_year": "Int64", "total": float,
                                       "satisfaction": float, "provisional": bool, "veto": bool,
                                       "eligible": bool})
+    submissions = sorted((s for p in parts for s in p.submissions), key=lambda s: s["received_at"])
     return YearResults(
         year=year,
         units=units_frame,
-        categories=pd.DataFrame(categories, columns=CATEGORY_COLUMNS),
-        indicators=_frame(indicators),
-        submissions=_submissions(records, counting, registry),
+        categories=pd.DataFrame([c for p in parts for c in p.categories], columns=CATEGORY_COLUMNS),
+        indicators=_indicator_frame({c: [v for p in parts for v in p.indicators[c]] for c in INDICATOR_COLUMNS}),
+        submissions=pd.DataFrame(submissions, columns=SUBMISSION_COLUMNS).astype({"errors": int, "warnings": int}),
         generated_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         indicator_version=system.version,
     )
 
 
-def _submissions(records: list[SubmissionRecord], counting: dict[str, SubmissionRecord],
-                 registry: Registry) -> pd.DataFrame:
+def _submission_rows(records: list[SubmissionRecord], counting: dict[str, SubmissionRecord],
+                     registry: Registry) -> list[dict]:
     counted = {r.submission_id for r in counting.values()}
     rows = []
-    for r in sorted(records, key=lambda r: r.received_at):
+    for r in records:
         unit = registry.by_code(r.unit_code)
         rows.append({
             "submission_id": r.submission_id, "unit_code": r.unit_code,
@@ -411,7 +444,7 @@ def _submissions(records: list[SubmissionRecord], counting: dict[str, Submission
             "filled_on": r.filled_on, "received_at": r.received_at, "sha256": r.sha256,
             "original_name": r.original_name, "errors": r.errors, "warnings": r.warnings,
             "problems": _problems_text(r)})
-    return pd.DataFrame(rows, columns=SUBMISSION_COLUMNS).astype({"errors": int, "warnings": int})
+    return rows
 
 
 # --- persistence -----------------------------------------------------------

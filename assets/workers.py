@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 _state: Any = None
+_server_started = False
 
 # What intake's workers import before the first file: Great Expectations above all (seconds).
 INTAKE_MODULES = ["assets.intake", "assets.validation"]
@@ -28,20 +29,30 @@ def pool_size(jobs: int, minimum: int) -> int:
     return n if n > 1 and jobs >= minimum else 1
 
 
+def server_started() -> bool:
+    """Whether this process has started the workers' fork server: forking a worker from it then
+    costs milliseconds, where starting it costs seconds of imports."""
+    return _server_started
+
+
 def process_pool(n: int, preload: list[str], factory: Callable, args: tuple) -> ProcessPoolExecutor:
     """Workers that each build `factory(*args)` once (see `state`), forked from a server that has
     imported the `preload` modules once. Not plain fork: the parent runs Dagster's threads. Only
     the first preload of a process applies (see `warm_up`); later pools import what is missing."""
+    global _server_started
+    _server_started = True
     return ProcessPoolExecutor(n, mp_context=_forkserver(preload), initializer=_start, initargs=(factory, args))
 
 
 def warm_up(preload: list[str]) -> None:
     """Start the fork server now, so that its imports (seconds, mostly Great Expectations) run on
     the other core while this process is still importing and setting up."""
+    global _server_started
     if worker_count() > 1:
         _forkserver(preload)
         from multiprocessing import forkserver
         forkserver.ensure_running()
+        _server_started = True
 
 
 def _forkserver(preload: list[str]):

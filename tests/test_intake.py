@@ -1,18 +1,20 @@
 """What intake keeps for later stages, and how a later stage gets what was not kept."""
 from __future__ import annotations
 
+import datetime as dt
 import pickle
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from assets import archive, intake
+from assets import archive, intake, scoring, yearly
 from assets.demo import submission_sheets, write_workbook
 from assets.indicators import load_indicators
 from assets.model import PickledFrames
 from assets.reading import read_workbook
 from assets.registry import load_registry
+from assets.workers import INTAKE_MODULES, warm_up
 from assets.scoring import veto_types
 from expectations.schema import load_schema
 from factory import record_syncs
@@ -102,6 +104,36 @@ def test_files_are_checked_in_as_few_chunks_as_the_batch_size_allows_evenly_fill
     chunks = list(intake.process_pending(paths, load_registry(None), load_indicators(), batch_size=4))
     assert [len(c) for c in chunks] == [2, 3]  # not 4 and a last file alone
     assert len({o.record_id for c in chunks for o in c}) == 5
+
+
+def test_a_year_scored_in_parts_on_the_workers_equals_the_year_scored_in_one_process(tmp_path, monkeypatch):
+    paths = archive.Paths(tmp_path).ensure()
+    registry, system = load_registry(None), load_indicators()
+    units = registry.units[:6]
+    for k, u in enumerate(units):
+        write_workbook(submission_sheets(u.code, u.name, 2024, cases=4, seed=k, filled_on=dt.date(2025, 1, 10)),
+                       paths.inbox / f"{u.name}.xlsx")
+    # a unit's later file counts, its earlier one is superseded: both must stay in the same part
+    write_workbook(submission_sheets(units[1].code, units[1].name, 2024, cases=6, seed=9, filled_on=dt.date(2025, 1, 20)),
+                   paths.inbox / f"{units[1].name}第二次.xlsx")
+    archive.take_ready_files(paths, archive.scan_inbox(paths.inbox, {})[1])
+    outcomes = [o for chunk in intake.process_pending(paths, registry, system) for o in chunk]
+    assert sum(o.status == "accepted" for o in outcomes) == 7
+
+    parts = []
+    monkeypatch.setattr(yearly, "assemble_year", lambda year, scored, system: parts.append(len(scored))
+                        or scoring.assemble_year(year, scored, system))
+    monkeypatch.setattr(yearly, "MIN_POOL_SUBMISSIONS", 2)
+    monkeypatch.setenv("FAZHI_WORKERS", "2")
+    alone = yearly.year_results(paths, outcomes, 2024, {}, system, registry)
+    assert parts == []  # no workers running: one process, as a single dropped file's run has it
+    warm_up(INTAKE_MODULES)
+    shared = yearly.year_results(paths, outcomes, 2024, {}, system, registry)
+    assert parts == [2]
+    for table in ("units", "categories", "indicators", "submissions"):
+        pd.testing.assert_frame_equal(getattr(shared, table), getattr(alone, table))
+    assert sorted(shared.units["rank"].dropna()) == list(range(1, 1 + shared.units["eligible"].sum()))
+    assert (shared.submissions["status"] == "已被替代").sum() == 1
 
 
 def test_outcomes_mark_files_done_only_after_what_intake_wrote_for_them_is_synced(tmp_path, monkeypatch):
