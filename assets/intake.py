@@ -139,7 +139,7 @@ def process_pending(paths: Paths, registry: Registry, system, *,
         seen_sha = {o.sha256: o for o in all_outcomes(paths) if o.status != "duplicate"}
         claimed = set(seen_sha)  # bytes seen before or earlier in this batch
         # As few chunks as batch_size allows, evenly filled: 3,001 files make four of 750, not three of
-        # 800 and one of 601; 801 files make two of 400, not one of 800 and one checked alone.
+        # 800 and one of 601; 801 files make two of some 400, not one of 800 and one checked alone.
         count = -(-len(todo) // batch_size)
         chunks = [todo[len(todo) * k // count:len(todo) * (k + 1) // count] for k in range(count)]
         with _Workers(len(todo), (registry, system, schema)) as workers:
