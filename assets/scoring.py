@@ -345,8 +345,8 @@ def compute_year_results(year: int, records: list[SubmissionRecord],
 
 @dataclass
 class UnitScores:
-    """Some units of a year scored, not yet ranked: the rows of YearResults' tables as columns or
-    dicts (cheap to send between processes), and the key each unit is ranked by."""
+    """Some units of a year scored, not yet ranked: the rows of YearResults' tables, as columns or
+    dicts (cheap to send between processes); each unit's row carries the key it is ranked by."""
 
     units: list[dict]
     categories: list[dict]
