@@ -53,6 +53,10 @@ class Outcome:
     rows: dict | None = None              # records per table sheet
     score_preview: float | None = None    # total without the satisfaction result
 
+    def submitted_for(self, year: int) -> bool:
+        """A unit's submission for `year`, accepted or rejected (a copy of one is not)."""
+        return self.kind == "submission" and self.year == year and bool(self.unit_code) and self.status != "duplicate"
+
     @property
     def partition_key(self) -> str | None:
         if self.kind == "submission" and self.unit_code and self.year:
@@ -416,7 +420,7 @@ def submission_records(paths: Paths, outcomes: Iterable[Outcome], year: int,
     key, rows_key = _view_keys(system) if system is not None else (None, None)
     records = []
     for o in outcomes:
-        if o.kind != "submission" or o.year != year or o.status == "duplicate" or not o.unit_code:
+        if not o.submitted_for(year):
             continue
         parsed, coverage, scored, vetoes = None, None, None, None
         view = paths.root / "store" / "scoring" / f"{o.record_id}.pkl"

@@ -170,7 +170,7 @@ def convert_column(values: Sequence, field: Field, percent: np.ndarray | None = 
     if solid == {str} and kind == "text":
         return np.array([v.strip() or None for v in values], dtype=object), none
     if solid == {str} and kind == "code":  # mostly distinct values (case numbers)
-        return np.array([unicodedata.normalize("NFKC", v).strip() or None for v in values], dtype=object), none
+        return np.array([_key_text(v) or None for v in values], dtype=object), none
     if solid <= {float, int} and kind in NUMERIC_TYPES and (percent is None or not percent.any()):
         cells = np.array(values, dtype=object)
         blank = cells == "" if str in types else none

@@ -15,7 +15,7 @@ from openpyxl.utils import get_column_letter
 
 from assets.indicators import IndicatorSystem
 from assets.model import YearResults, records
-from assets.scoring import PENDING, is_missing, round_score
+from assets.scoring import PENDING, round_score
 from assets.xlsx import (BORDER, HEADER_FILL, HEADER_FONT, SCORE_FORMAT, TITLE_FONT, BulkRows, save_workbook,
                          setup_print, write_cells, write_table)
 
@@ -34,7 +34,8 @@ def workbook_name(year: int) -> str:
 
 def _score(x: Any) -> float | str | None:
     """A score as written: a number rounded half up, or 待测评 while unmeasured."""
-    return PENDING if is_missing(x) else round_score(x)
+    score = round_score(x)
+    return PENDING if score is None else score
 
 
 def _fill(color: str) -> PatternFill:

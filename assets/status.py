@@ -33,7 +33,7 @@ def reporting_status(outcomes: Iterable[Outcome], registry: Registry, year: int,
     """
     files = pd.DataFrame(
         [(o.unit_code, o.status, o.original_name, o.received_at) for o in outcomes
-         if o.kind == "submission" and o.year == year and o.unit_code and o.status != "duplicate"],
+         if o.submitted_for(year)],
         columns=["单位代码", "status", "最近文件", "received_at"])
     files["received_at"] = pd.to_datetime(files["received_at"], utc=True, format="ISO8601").dt.tz_convert(BEIJING)
     files = files.sort_values("received_at", kind="stable")

@@ -39,23 +39,21 @@ def process_pool(n: int, preload: list[str], factory: Callable, args: tuple) -> 
     """Workers that each build `factory(*args)` once (see `state`), forked from a server that has
     imported the `preload` modules once. Not plain fork: the parent runs Dagster's threads. Only
     the first preload of a process applies (see `warm_up`); later pools import what is missing."""
-    global _server_started
-    _server_started = True
     return ProcessPoolExecutor(n, mp_context=_forkserver(preload), initializer=_start, initargs=(factory, args))
 
 
 def warm_up(preload: list[str]) -> None:
     """Start the fork server now, so that its imports (seconds, mostly Great Expectations) run on
     the other core while this process is still importing and setting up."""
-    global _server_started
     if worker_count() > 1:
         _forkserver(preload)
         from multiprocessing import forkserver
         forkserver.ensure_running()
-        _server_started = True
 
 
 def _forkserver(preload: list[str]):
+    global _server_started
+    _server_started = True  # started here (warm_up) or by the pool's first task
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["assets.fork_server", *preload])
     return context

@@ -87,19 +87,15 @@ def year_results(paths: Paths, outcomes: list[Outcome], year: int, satisfaction:
     """The year's results. When intake's workers are up, the units are scored in parts on every
     core (loading 3,000 stored submissions and scoring them took some 4 s on one), then ranked
     here together."""
-    mine = [o for o in outcomes if o.kind == "submission" and o.year == year and o.status != "duplicate"
-            and o.unit_code]
+    mine = [o for o in outcomes if o.submitted_for(year)]
     n = pool_size(len(mine), MIN_POOL_SUBMISSIONS) if server_started() else 1
     if n == 1:
         return compute_year_results(year, submission_records(paths, mine, year, system), satisfaction, system,
                                     registry)
     codes = sorted({o.unit_code for o in mine})  # each part: every submission of a run of units
     shares = [set(codes[len(codes) * k // n:len(codes) * (k + 1) // n]) for k in range(n)]
-    pool = process_pool(n, INTAKE_MODULES, tuple, ((paths, year, satisfaction, system, registry),))
-    try:
+    with process_pool(n, INTAKE_MODULES, tuple, ((paths, year, satisfaction, system, registry),)) as pool:
         parts = list(pool.map(score_units_in_worker, [[o for o in mine if o.unit_code in s] for s in shares]))
-    finally:
-        pool.shutdown()
     return assemble_year(year, parts, system)
 
 
