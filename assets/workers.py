@@ -42,6 +42,12 @@ def process_pool(n: int, preload: list[str], factory: Callable, args: tuple) -> 
     return ProcessPoolExecutor(n, mp_context=_forkserver(preload), initializer=_start, initargs=(factory, args))
 
 
+def shared_counters(n: int):
+    """`n` integers (zero) that a pool's workers change together, under its lock: pass it in the
+    pool's factory arguments, which reach a worker when it starts (not with each task)."""
+    return multiprocessing.get_context("forkserver").Array("i", n)
+
+
 def warm_up(preload: list[str]) -> None:
     """Start the fork server now, so that its imports (seconds, mostly Great Expectations) run on
     the other core while this process is still importing and setting up."""

@@ -3,18 +3,20 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
-from assets import archive, intake, scoring, yearly
+from assets import archive, intake, scoring, workers, yearly
 from assets.demo import submission_sheets, write_workbook
 from assets.indicators import load_indicators
 from assets.model import PickledFrames
 from assets.reading import read_workbook
 from assets.registry import load_registry
-from assets.workers import INTAKE_MODULES, warm_up
+from assets.workers import INTAKE_MODULES, shared_counters, warm_up
 from assets.scoring import veto_types
 from expectations.schema import load_schema
 from factory import record_syncs
@@ -104,6 +106,50 @@ def test_files_are_checked_in_as_few_chunks_as_the_batch_size_allows_evenly_fill
     chunks = list(intake.process_pending(paths, load_registry(None), load_indicators(), batch_size=4))
     assert [len(c) for c in chunks] == [2, 3]  # not 4 and a last file alone
     assert len({o.record_id for c in chunks for o in c}) == 5
+
+
+def test_workers_take_a_chunks_files_one_at_a_time_each_file_once(tmp_path):
+    recs = list(range(7))
+    taken = shared_counters(2)
+    first, second = intake.claimed(recs, taken, 1), intake.claimed(recs, taken, 1)
+    got = {"first": [next(first), next(first)], "second": [next(second)]}
+    got["first"] += list(first)  # the first worker takes the rest, the second finds none left
+    got["second"] += list(second)
+    assert got == {"first": [0, 1, 3, 4, 5, 6], "second": [2]}
+    assert list(taken) == [0, 9]  # 7 taken, then one look past the end by each; the other chunk's untouched
+
+    # what each worker checked comes back in the chunk's order
+    parts = [Future(), Future()]
+    parts[0].set_result([SimpleNamespace(record_id=r) for r in got["first"]])
+    parts[1].set_result([SimpleNamespace(record_id=r) for r in got["second"]])
+    assert [o.record_id for o in intake._in_order([SimpleNamespace(record_id=r) for r in recs], parts)] == recs
+
+
+def test_files_checked_by_two_workers_come_back_once_each_in_order_of_arrival(tmp_path, monkeypatch):
+    paths = archive.Paths(tmp_path).ensure()
+    units = load_registry(None).units
+    for k in range(34):
+        u = units[k % len(units)]
+        sheets = submission_sheets(u.code, u.name, 2024, cases=2, seed=k)
+        if k in (5, 22):
+            sheets["封面"][1][1] = "不存在的单位"  # neither a unit's name
+            sheets["封面"][2][1] = "999999"        # nor its code: rejected
+        write_workbook(sheets, paths.inbox / f"{k:02d}{u.name}.xlsx")
+    archive.take_ready_files(paths, archive.scan_inbox(paths.inbox, {})[1])
+    monkeypatch.setenv("FAZHI_WORKERS", "2")
+    monkeypatch.setattr(workers, "_server_started", False)  # started below; later tests start without
+
+    def not_here(*args):
+        raise AssertionError("a chunk of 17 files was checked in the main process")
+    monkeypatch.setattr(intake, "check_files", not_here)
+    order = [r.record_id for r in intake.pending(paths)]
+    chunks = list(intake.process_pending(paths, load_registry(None), load_indicators(), batch_size=17))
+
+    assert [len(c) for c in chunks] == [17, 17]
+    assert [o.record_id for c in chunks for o in c] == order
+    rejected = sorted(o.original_name for c in chunks for o in c if o.status == "rejected")
+    assert rejected == [f"05{units[5].name}.xlsx", f"22{units[22 % len(units)].name}.xlsx"]
+    assert sorted(p.stem for p in paths.processed.glob("*.json")) == sorted(order)
 
 
 def test_a_year_scored_in_parts_on_the_workers_equals_the_year_scored_in_one_process(tmp_path, monkeypatch):
