@@ -216,16 +216,17 @@ def _lazy(fn, *args) -> Iterator:
 
 
 def _in_order(recs: list[Received], parts: list) -> Iterator[Outcome]:
+    """What each worker checked, back in the chunk's order."""
     done = {o.record_id: o for part in parts for o in part.result()}
     yield from (done[r.record_id] for r in recs)
 
 
 def _check_in_worker(root: Path, recs: list[Received], chunk: int) -> list[Outcome]:
     context, taken = state()
-    return check_files(root, claimed(recs, taken, chunk), *context)
+    return check_files(root, _take_in_turn(recs, taken, chunk), *context)
 
 
-def claimed(recs: list[Received], taken, chunk: int) -> Iterator[Received]:
+def _take_in_turn(recs: list[Received], taken, chunk: int) -> Iterator[Received]:
     """The files of a chunk this worker takes, one at a time, until none is left; `taken[chunk]`
     is shared by the pool's workers and counts the chunk's files taken so far (and looks past its end)."""
     while True:

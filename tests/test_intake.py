@@ -108,10 +108,10 @@ def test_files_are_checked_in_as_few_chunks_as_the_batch_size_allows_evenly_fill
     assert len({o.record_id for c in chunks for o in c}) == 5
 
 
-def test_workers_take_a_chunks_files_one_at_a_time_each_file_once(tmp_path):
+def test_workers_take_a_chunks_files_one_at_a_time_each_file_once():
     recs = list(range(7))
     taken = shared_counters(2)
-    first, second = intake.claimed(recs, taken, 1), intake.claimed(recs, taken, 1)
+    first, second = intake._take_in_turn(recs, taken, 1), intake._take_in_turn(recs, taken, 1)
     got = {"first": [next(first), next(first)], "second": [next(second)]}
     got["first"] += list(first)  # the first worker takes the rest, the second finds none left
     got["second"] += list(second)
