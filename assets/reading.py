@@ -377,14 +377,14 @@ def _filled_columns(body: list[list], width: int) -> tuple[list[tuple], np.ndarr
     """The columns of `body` without its blank rows, and the positions of the rows kept. A row is
     blank only where every column is, so one column without a blank (the case number's) settles it
     without a look at the rows. Columns as tuples: zip builds them faster than numpy a grid."""
-    columns = list(zip(*body)) or [()] * width
+    columns = list(zip(*body))
     kept = np.arange(len(body))
-    if body and all("" in col for col in columns):
+    if columns and all("" in col for col in columns):
         filled = ~np.logical_and.reduce([np.array(col, dtype=object) == "" for col in columns])
         if not filled.all():
             kept = kept[filled]
-            columns = list(zip(*(body[i] for i in kept))) or [()] * width
-    return columns, kept
+            columns = list(zip(*(body[i] for i in kept)))
+    return columns or [()] * width, kept
 
 
 def _typed(values: np.ndarray, f: Field) -> np.ndarray | pa.Array:

@@ -258,10 +258,6 @@ def _score_rows(record: SubmissionRecord, system: IndicatorSystem, coverage: dic
              "points": i.points, **_score(i, ctx)} for k, i in enumerate(system.indicators)]
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    return _indicator_frame(_indicator_columns(rows))
-
-
 def _indicator_columns(rows: list[dict]) -> dict[str, list]:
     # column by column: from a year's hundred thousand row dicts pandas builds a frame slower
     columns = {c: [r.get(c) for r in rows] for c in INDICATOR_COLUMNS}
@@ -277,7 +273,8 @@ def score_submission(record: SubmissionRecord, system: IndicatorSystem, satisfac
                      satisfaction_source: str | None) -> pd.DataFrame:
     """One row per indicator (columns INDICATOR_COLUMNS); score NaN while 待测评."""
     coverage = record.coverage or coverage_counts([record.parsed], system)[0]
-    return _frame(_score_rows(record, system, coverage, satisfaction, satisfaction_source))
+    return _indicator_frame(_indicator_columns(_score_rows(record, system, coverage, satisfaction,
+                                                           satisfaction_source)))
 
 
 def pending_rows(record: SubmissionRecord, system: IndicatorSystem) -> list[dict]:
