@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-# The suites first: they import Great Expectations without scipy.stats (expectations/lazy_scipy.py).
+# The suites first: they import Great Expectations without scipy.stats and altair (expectations/on_first_use.py).
 from expectations.suites import INDEX, ROW, SUBMISSION, YEAR, YEAR_ITEM, Derived, Rule, SheetSuite, sheet_suites  # isort: skip
 
 import great_expectations.expectations as gxe

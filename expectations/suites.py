@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from expectations.lazy_scipy import load_on_first_use  # isort: skip
+from expectations.on_first_use import load_on_first_use  # isort: skip
 
-load_on_first_use("scipy.stats")  # before Great Expectations imports it (see there)
+for _name in ("scipy.stats", "altair"):  # before Great Expectations imports them (see there)
+    load_on_first_use(_name)
 
 import great_expectations as gx  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402

@@ -553,16 +553,18 @@ def test_generated_satisfaction_file(tmp_path):
     assert found[0].message == "单位代码与测评年度重复：每个单位只应填写一行，请删除重复行"
 
 
-def test_great_expectations_is_imported_without_scipy_stats_until_it_is_used():
+def test_great_expectations_is_imported_without_scipy_stats_and_altair_until_they_are_used():
     """A fresh process (as each worker's fork server) imports the validation without loading
-    scipy.stats; a distribution test that does use it still gets the real module."""
+    scipy.stats or altair; code that does use them still gets the real modules."""
     code = ("import sys, assets.validation\n"
-            "print('scipy.stats._stats_py' in sys.modules)\n"
+            "print('scipy.stats._stats_py' in sys.modules, 'altair.vegalite' in sys.modules)\n"
             "from scipy import stats\n"
-            "print(stats.entropy([0.5, 0.5], [0.5, 0.5]), 'scipy.stats._stats_py' in sys.modules)")
+            "print(stats.entropy([0.5, 0.5], [0.5, 0.5]), 'scipy.stats._stats_py' in sys.modules)\n"
+            "import altair as alt\n"
+            "print(type(alt.Chart()).__name__, 'altair.vegalite' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "0.0", "True"]
+    assert out.stdout.split() == ["False", "False", "0.0", "True", "Chart", "True"]
 
 
 def test_workers_check_without_sqlalchemy_and_find_the_same_problems(tmp_path):
