@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from alembic.script import ScriptDirectory
 from dagster._core.events import ASSET_EVENTS, DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -40,6 +41,26 @@ _PARENTS_ENGINES: list[Engine] = []
 # Dagster stores events sent with batch metadata together only when this is set, writing up to
 # this many at a time (more than an intake chunk's, unless FAZHI_BATCH_SIZE is raised past it).
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+
+# Opening or creating an instance, Dagster asks alembic for its migration scripts seven times,
+# and alembic loads all of them (some 90 files) each time: creating one took 0.48-0.76 s of CPU
+# (median 0.69), 0.40-0.50 s (median 0.44) with the scripts loaded once per process, six runs
+# each. Nothing changes them while a process runs.
+_BUILD_SCRIPT_DIRECTORY = ScriptDirectory.from_config.__func__
+_script_directories: dict[tuple, ScriptDirectory] = {}
+
+
+def _script_directory_once(cls, config) -> ScriptDirectory:
+    # the run, event log and schedule storages each have their own alembic.ini (its folder is
+    # `here`, already expanded in the other options), all naming the same scripts
+    options = config.get_section(config.config_ini_section, {})
+    key = (cls, tuple(sorted((k, v) for k, v in options.items() if k != "here")))
+    if key not in _script_directories:
+        _script_directories[key] = _BUILD_SCRIPT_DIRECTORY(cls, config)
+    return _script_directories[key]
+
+
+ScriptDirectory.from_config = classmethod(_script_directory_once)
 
 
 def log_materializations(context: dg.AssetExecutionContext, materializations: list[dg.AssetMaterialization]) -> None:

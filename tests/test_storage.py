@@ -125,3 +125,20 @@ def test_a_forked_child_opens_its_own_connections(instance):
         os._exit(0 if ok else 1)
     assert os.waitpid(pid, 0)[1] == 0
     assert dict(storage._engines) == parents
+
+
+def test_dagster_migration_scripts_are_loaded_once_per_process(tmp_path, monkeypatch):
+    """Creating an instance, then opening it again, loads alembic's scripts once; the instance
+    it makes still records and reads runs."""
+    from pipelines import storage
+
+    built = []
+    monkeypatch.setattr(storage, "_script_directories", {})
+    monkeypatch.setattr(storage, "_BUILD_SCRIPT_DIRECTORY",
+                        lambda cls, config, build=storage._BUILD_SCRIPT_DIRECTORY: built.append(1) or build(cls, config))
+    with _instance(tmp_path, monkeypatch) as inst:
+        assert dg.Definitions(assets=[SPEC, reporter]).resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=inst).success
+    with _instance(tmp_path, monkeypatch) as inst:
+        assert len(inst.get_runs()) == 1 and inst.get_materialized_partitions(SPEC.key) == {"a", "b"}
+    assert built == [1]
