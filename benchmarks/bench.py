@@ -248,21 +248,29 @@ def machine() -> str:
            f"Python {platform.python_version()}"
 
 
-def scaling_point(out: Path, units: int, cases: int, repeat: int,
-                  done: list[tuple[Measured, Measured]] = ()) -> dict:
-    """Floor and pipeline per file at one size, each measured `repeat` times (runs `done` already
-    count): the fastest of each counts, since a shared machine only ever slows a run down; all are kept."""
-    data = dataset(out, units, cases)
-    runs = list(done)
-    while len(runs) < repeat:
-        print(f"计时：{units} 个文件的下限和管道（第 {len(runs) + 1} 次）…", file=sys.stderr)
-        runs.append((floor(data), pipeline(data)[0]))
+def timed_rounds(out: Path, sizes: list[int], cases: int, repeat: int) -> dict[int, list[tuple[Measured, tuple]]]:
+    """Per size, `repeat` timings of the floor and the pipeline, taken in rounds that each time every
+    size once, smallest first. A slow spell of the shared machine then falls on one run of several
+    sizes, not on both runs of one size: counting the fastest run, that spared the long runs, which
+    outlast a spell, and penalised the short ones."""
+    runs: dict[int, list[tuple[Measured, tuple]]] = {n: [] for n in sizes}
+    for k in range(repeat):
+        for n in sizes:
+            print(f"计时：{n} 个文件的下限和管道（第 {k + 1} 次）…", file=sys.stderr)
+            data = dataset(out, n, cases)
+            runs[n].append((floor(data), pipeline(data)))
+    return runs
+
+
+def scaling_point(units: int, runs: list[tuple[Measured, tuple]]) -> dict:
+    """Floor and pipeline per file at one size: the fastest run of each counts, since a shared
+    machine only ever slows a run down; all are kept."""
     f = min((f for f, _ in runs), key=lambda m: m.wall_s)
-    p = min((p for _, p in runs), key=lambda m: m.wall_s)
+    p = min((p for _, (p, _) in runs), key=lambda m: m.wall_s)
     return {"units": units, "files": p.files, "floor_s_per_file": f.wall_s / f.files,
             "pipeline_s_per_file": p.wall_s / p.files, "pipeline_vs_floor": p.wall_s / f.wall_s,
-            "peak_rss_mb": max(p.peak_rss_mb for _, p in runs),
-            "floor_runs_s": [f.wall_s for f, _ in runs], "pipeline_runs_s": [p.wall_s for _, p in runs]}
+            "peak_rss_mb": max(p.peak_rss_mb for _, (p, _) in runs),
+            "floor_runs_s": [f.wall_s for f, _ in runs], "pipeline_runs_s": [p.wall_s for _, (p, _) in runs]}
 
 
 def run(units: int, cases: int, naive_sample: int, out: Path, scaling: list[int], latency: bool = False,
@@ -278,10 +286,8 @@ def _run(units: int, cases: int, naive_sample: int, out: Path, scaling: list[int
          stages: bool, results: Path, repeat: int) -> int:
     data = dataset(out, units, cases)
     report: dict = {"date": dt.date.today().isoformat(), "machine": machine(), "units": units, "cases": cases}
-    main_runs = []
-    for k in range(repeat):
-        print(f"计时：解析下限和本管道（第 {k + 1} 次）…", file=sys.stderr)
-        main_runs.append((floor(data), pipeline(data)))
+    runs = timed_rounds(out, sorted({units, *scaling}), cases, repeat)
+    main_runs = runs[units]
     base = min((f for f, _ in main_runs), key=lambda m: m.wall_s)
     pipe, statuses = min((p for _, p in main_runs), key=lambda p: p[0].wall_s)
     report["repeat"] = repeat
@@ -298,8 +304,7 @@ def _run(units: int, cases: int, naive_sample: int, out: Path, scaling: list[int
         print("计时：分阶段…", file=sys.stderr)
         report["stages"] = stage_times(data)
     if scaling:
-        done = [(f, p) for f, (p, _) in main_runs]
-        report["scaling"] = [scaling_point(out, n, cases, repeat, done if n == units else ()) for n in scaling]
+        report["scaling"] = [scaling_point(n, runs[n]) for n in scaling]
     if latency:
         print("计时：dagster dev 放入到回执…", file=sys.stderr)
         report["latency_s"] = drop_latency(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,8 +124,10 @@ def test_bench_writes_the_results_table(tmp_path):
 
 def test_bench_repeats_each_size_and_counts_the_fastest(tmp_path):
     results = tmp_path / "results.md"
-    fazhi("bench", "--units", "4", "--cases", "5", "--naive-sample", "1", "--no-stages", "--out", str(tmp_path / "out"),
-          "--scaling", "3,4", "--repeat", "2", "--results", str(results))
+    progress = fazhi("bench", "--units", "4", "--cases", "5", "--naive-sample", "1", "--no-stages", "--out",
+                     str(tmp_path / "out"), "--scaling", "3,4", "--repeat", "2", "--results", str(results)).stderr
+    # in rounds: every size once, then every size again
+    assert re.findall(r"计时：(\d+) 个文件的下限和管道（第 (\d) 次）", progress) == [("3", "1"), ("4", "1"), ("3", "2"), ("4", "2")]
     report = json.loads(results.with_suffix(".json").read_text(encoding="utf-8"))
     assert [s["units"] for s in report["scaling"]] == [3, 4] and report["repeat"] == 2
     for s in report["scaling"]:
