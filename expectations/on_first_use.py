@@ -29,7 +29,7 @@ class _StandIn(types.ModuleType):
 def _real(name: str, stand_in: _StandIn) -> types.ModuleType:
     module = sys.modules.get(name)
     if module is None or module is stand_in:
-        del sys.modules[name]
+        sys.modules.pop(name, None)
         module = importlib.import_module(name)
         parent, _, child = name.rpartition(".")
         if parent:
