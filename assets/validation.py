@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The suites first: they import Great Expectations without scipy.stats and altair (expectations/on_first_use.py).
-from expectations.suites import INDEX, ROW, SUBMISSION, YEAR, YEAR_ITEM, Derived, Rule, SheetSuite, sheet_suites  # isort: skip
+from expectations.suites import (INDEX, ROW, SUBMISSION, YEAR, YEAR_ITEM, Derived, Rule, SheetSuite,  # isort: skip
+                                 batch_definition, sheet_suites)
 
 import great_expectations.expectations as gxe
 import numpy as np
@@ -67,7 +68,7 @@ def validate_batch(parsed: dict[str, ParsedWorkbook], registry: Registry, indica
         _derive(frame, s.derived, registry)
         results = []
         if len(frame):
-            run = s.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            run = batch_definition().get_batch(batch_parameters={"dataframe": frame})
             token = _configurations.set({})
             try:
                 gx_results[s.title] = run.validate(s.suite, result_format=RESULT_FORMAT)

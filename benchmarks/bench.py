@@ -262,11 +262,15 @@ def timed_rounds(out: Path, sizes: list[int], cases: int, repeat: int) -> dict[i
     return runs
 
 
+def fastest(runs: list[tuple[Measured, tuple]]) -> tuple[Measured, tuple]:
+    """The fastest floor run and the fastest pipeline run (with its statuses) of one size: they
+    count, since a shared machine only ever slows a run down."""
+    return min((f for f, _ in runs), key=lambda m: m.wall_s), min((p for _, p in runs), key=lambda p: p[0].wall_s)
+
+
 def scaling_point(units: int, runs: list[tuple[Measured, tuple]]) -> dict:
-    """Floor and pipeline per file at one size: the fastest run of each counts, since a shared
-    machine only ever slows a run down; all are kept."""
-    f = min((f for f, _ in runs), key=lambda m: m.wall_s)
-    p = min((p for _, (p, _) in runs), key=lambda m: m.wall_s)
+    """Floor and pipeline per file at one size, from the fastest run of each; all are kept."""
+    f, (p, _) = fastest(runs)
     return {"units": units, "files": p.files, "floor_s_per_file": f.wall_s / f.files,
             "pipeline_s_per_file": p.wall_s / p.files, "pipeline_vs_floor": p.wall_s / f.wall_s,
             "peak_rss_mb": max(p.peak_rss_mb for _, (p, _) in runs),
@@ -288,8 +292,7 @@ def _run(units: int, cases: int, naive_sample: int, out: Path, scaling: list[int
     report: dict = {"date": dt.date.today().isoformat(), "machine": machine(), "units": units, "cases": cases}
     runs = timed_rounds(out, sorted({units, *scaling}), cases, repeat)
     main_runs = runs[units]
-    base = min((f for f, _ in main_runs), key=lambda m: m.wall_s)
-    pipe, statuses = min((p for _, p in main_runs), key=lambda p: p[0].wall_s)
+    base, (pipe, statuses) = fastest(main_runs)
     report["repeat"] = repeat
     report["floor_runs_s"] = [f.wall_s for f, _ in main_runs]
     report["pipeline_runs_s"] = [p.wall_s for _, (p, _) in main_runs]

@@ -23,18 +23,9 @@ class _StandIn(types.ModuleType):
     LazyLoader does not do here: `import altair` asks for the module's __spec__, which loads it.)"""
 
     def __getattr__(self, attr: str):
-        return getattr(_real(self.__name__, self), attr)
-
-
-def _real(name: str, stand_in: _StandIn) -> types.ModuleType:
-    module = sys.modules.get(name)
-    if module is None or module is stand_in:
-        sys.modules.pop(name, None)
-        module = importlib.import_module(name)
-        parent, _, child = name.rpartition(".")
-        if parent:
-            setattr(sys.modules[parent], child, module)
-    return module
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]  # importing it again then loads the real one (and sets it on its parent)
+        return getattr(importlib.import_module(self.__name__), attr)
 
 
 def load_on_first_use(name: str) -> None:

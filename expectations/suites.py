@@ -11,6 +11,7 @@ derived columns, declared here as `Derived` and filled in by the caller.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -89,7 +90,6 @@ class SheetSuite:
     suite: gx.ExpectationSuite
     rules: list[Rule]
     derived: list[Derived]
-    batch_definition: Any
     satisfaction: bool = False  # runs on satisfaction files, not submissions
 
     @property
@@ -292,8 +292,9 @@ def _records(b: _Builder, sheets: list[Sheet]) -> None:
               E.ExpectColumnValuesToBeBetween, column=sheet.name, min_value=1)
 
 
-def _batch_definition():
-    """One data asset for every suite, each run handing it its frame. An asset per suite cost
+@functools.cache
+def batch_definition():
+    """The one data asset every suite runs on, each run handing it its frame. An asset per suite cost
     0.15 s per process: GX's ephemeral context writes its whole configuration out as YAML
     each time an asset or batch definition is added."""
     ctx = gx.get_context(mode="ephemeral")
@@ -301,22 +302,18 @@ def _batch_definition():
     return ctx.data_sources.add_pandas("fazhi").add_dataframe_asset("报送").add_batch_definition_whole_dataframe("整批")
 
 
-_BATCH = None
 _CACHE: dict[tuple, list[SheetSuite]] = {}
 
 
 def sheet_suites(schema: Schema, indicator_codes: frozenset[str]) -> list[SheetSuite]:
     """The suites for a schema, built once per process (GX objects are slow to make)."""
-    global _BATCH
     key = (id(schema), indicator_codes)
     if key not in _CACHE:
-        if _BATCH is None:
-            _BATCH = _batch_definition()
-        _CACHE[key] = _build(schema, indicator_codes, _BATCH, len(_CACHE))
+        _CACHE[key] = _build(schema, indicator_codes, len(_CACHE))
     return _CACHE[key]
 
 
-def _build(schema: Schema, indicator_codes: frozenset[str], batch, n: int) -> list[SheetSuite]:
+def _build(schema: Schema, indicator_codes: frozenset[str], n: int) -> list[SheetSuite]:
     plans: list[tuple[_Builder, str, bool]] = []
     for sheet in [*schema.sheets.values(), schema.satisfaction]:
         items = sheet.layout == "items"
@@ -339,5 +336,5 @@ def _build(schema: Schema, indicator_codes: frozenset[str], batch, n: int) -> li
     for i, (b, layout, sat) in enumerate(plans):
         name = f"{b.sheet}#{n}.{i}"
         suites.append(SheetSuite(b.sheet, layout, gx.ExpectationSuite(name=name, expectations=b.expectations),
-                                 b.rules, list(b.derived.values()), batch, sat))
+                                 b.rules, list(b.derived.values()), sat))
     return suites
