@@ -274,7 +274,8 @@ def scaling_point(units: int, runs: list[tuple[Measured, tuple]]) -> dict:
     return {"units": units, "files": p.files, "floor_s_per_file": f.wall_s / f.files,
             "pipeline_s_per_file": p.wall_s / p.files, "pipeline_vs_floor": p.wall_s / f.wall_s,
             "peak_rss_mb": max(p.peak_rss_mb for _, (p, _) in runs),
-            "floor_runs_s": [f.wall_s for f, _ in runs], "pipeline_runs_s": [p.wall_s for _, (p, _) in runs]}
+            "floor_runs_s": [f.wall_s for f, _ in runs], "pipeline_runs_s": [p.wall_s for _, (p, _) in runs],
+            "pipeline_cpu_runs_s": [p.cpu_s for _, (p, _) in runs]}
 
 
 def run(units: int, cases: int, naive_sample: int, out: Path, scaling: list[int], latency: bool = False,
@@ -373,13 +374,15 @@ def markdown(r: dict) -> str:
     lines += [f"| {name} | {got} | {want} | {_verdict(ok)} |" for name, got, want, ok in checks]
     if r.get("scaling"):
         lines += ["", "| 单位数 | 下限 ms/文件 | 本管道 ms/文件 | 本管道边际 ms/文件 | 本管道/下限 | 峰值内存 MB | "
-                  "各次本管道墙钟 s |", "|---:|---:|---:|---:|---:|---:|---|"]
+                  "各次本管道墙钟 s | 各次本管道 CPU s |", "|---:|---:|---:|---:|---:|---:|---|---|"]
         lines += [f"| {s['units']} | {s['floor_s_per_file'] * 1000:.1f} | {s['pipeline_s_per_file'] * 1000:.1f} | "
                   f"{'—' if m is None else f'{m * 1000:.1f}'} | {s['pipeline_vs_floor']:.1f}× | {s['peak_rss_mb']:.0f} | "
-                  f"{', '.join(f'{t:.1f}' for t in s.get('pipeline_runs_s', []))} |"
+                  f"{', '.join(f'{t:.1f}' for t in s.get('pipeline_runs_s', []))} | "
+                  f"{', '.join(f'{t:.1f}' for t in s.get('pipeline_cpu_runs_s', []))} |"
                   for s, m in zip(r["scaling"], marginal_per_file(r["scaling"]))]
         lines += ["", "边际 = 本管道比上一规模多用的时间 ÷ 多出的文件数：随规模线性增长时不变，"
-                  "与文件数无关的固定开销（启动、收尾）不计入；上面的偏差按每文件总耗时计，含固定开销。"]
+                  "与文件数无关的固定开销（启动、收尾）不计入；上面的偏差按每文件总耗时计，含固定开销。"
+                  "同一规模各次做的是同样的工作，CPU 秒数之差反映这台共享机器各时段的快慢。"]
     if r.get("stages"):
         st = r["stages"]
         lines += ["", f"本管道分阶段（插桩运行，单进程 FAZHI_WORKERS=1，即各阶段在一个核上的耗时，总 {st['total_s']:.1f} s）：", "", "| 阶段 | 秒 | 占比 |", "|---|---:|---:|"]

@@ -131,7 +131,8 @@ def test_bench_repeats_each_size_and_counts_the_fastest(tmp_path):
     report = json.loads(results.with_suffix(".json").read_text(encoding="utf-8"))
     assert [s["units"] for s in report["scaling"]] == [3, 4] and report["repeat"] == 2
     for s in report["scaling"]:
-        assert len(s["pipeline_runs_s"]) == len(s["floor_runs_s"]) == 2
+        assert len(s["pipeline_runs_s"]) == len(s["floor_runs_s"]) == len(s["pipeline_cpu_runs_s"]) == 2
+        assert all(cpu > 0 for cpu in s["pipeline_cpu_runs_s"])
         assert s["pipeline_s_per_file"] == min(s["pipeline_runs_s"]) / s["files"]
         assert s["floor_s_per_file"] == min(s["floor_runs_s"]) / s["files"]
     main = report["scaling"][1]  # the main size's own two runs are its two
@@ -140,7 +141,8 @@ def test_bench_repeats_each_size_and_counts_the_fastest(tmp_path):
     assert pipeline["wall_s"] == min(report["pipeline_runs_s"]) and floor["wall_s"] == min(report["floor_runs_s"])
     assert report["pipeline_vs_floor"] == pipeline["wall_s"] / floor["wall_s"]
     table = results.read_text(encoding="utf-8")
-    assert "每个规模测 2 次取最快" in table and "各次本管道墙钟 s" in table and "下限和本管道各测 2 次" in table
+    assert "每个规模测 2 次取最快" in table and "各次本管道墙钟 s | 各次本管道 CPU s |" in table
+    assert "下限和本管道各测 2 次" in table
     # Earlier runs' folders were set aside, not deleted before the next run, and are gone at the end.
     assert (tmp_path / "out" / "4x5" / "run" / "receipts").is_dir()
     assert not (tmp_path / "out" / ".trash").exists()
