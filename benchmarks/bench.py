@@ -344,6 +344,10 @@ def marginal_per_file(points: list[dict]) -> list[float | None]:
     return out
 
 
+def _seconds(values: list[float]) -> str:
+    return ", ".join(f"{t:.1f}" for t in values)
+
+
 def markdown(r: dict) -> str:
     lines = [f"### {r['units']} 个文件 × 每个 {r['cases']} 件执法案件（{r['date']}，{r['machine']}）", "",
              "| 测量 | 文件数 | 墙钟 s | CPU s | 峰值内存 MB | 文件/秒 | 备注 |", "|---|---:|---:|---:|---:|---:|---|"]
@@ -352,8 +356,7 @@ def markdown(r: dict) -> str:
     repeat = r.get("repeat", 1)
     if repeat > 1:
         lines += ["", f"下限和本管道各测 {repeat} 次，上表为各自最快的一次。各次墙钟 s：下限 "
-                  f"{', '.join(f'{t:.1f}' for t in r['floor_runs_s'])}；本管道 "
-                  f"{', '.join(f'{t:.1f}' for t in r['pipeline_runs_s'])}。"]
+                  f"{_seconds(r['floor_runs_s'])}；本管道 {_seconds(r['pipeline_runs_s'])}。"]
     checks = [*_floor_checks(r),
               ("朴素脚本 / 本管道（墙钟）", f"{r['naive_vs_pipeline']:.1f}×", f"≥ {TARGETS['naive_vs_pipeline']}×",
                r["naive_vs_pipeline"] >= TARGETS["naive_vs_pipeline"]),
@@ -361,7 +364,7 @@ def markdown(r: dict) -> str:
                r["peak_rss_mb"] <= TARGETS["peak_rss_mb"])]
     if r.get("latency_s"):
         med = statistics.median(r["latency_s"])
-        checks.append(("放入→回执（dagster dev，中位数）", f"{med:.1f} s（{', '.join(f'{t:.1f}' for t in r['latency_s'])}）",
+        checks.append(("放入→回执（dagster dev，中位数）", f"{med:.1f} s（{_seconds(r['latency_s'])}）",
                        f"≤ {TARGETS['latency_median_s']} s", med <= TARGETS["latency_median_s"]))
     if r.get("scaling"):
         per_file = [s["pipeline_s_per_file"] for s in r["scaling"]]
@@ -377,8 +380,7 @@ def markdown(r: dict) -> str:
                   "各次本管道墙钟 s | 各次本管道 CPU s |", "|---:|---:|---:|---:|---:|---:|---|---|"]
         lines += [f"| {s['units']} | {s['floor_s_per_file'] * 1000:.1f} | {s['pipeline_s_per_file'] * 1000:.1f} | "
                   f"{'—' if m is None else f'{m * 1000:.1f}'} | {s['pipeline_vs_floor']:.1f}× | {s['peak_rss_mb']:.0f} | "
-                  f"{', '.join(f'{t:.1f}' for t in s.get('pipeline_runs_s', []))} | "
-                  f"{', '.join(f'{t:.1f}' for t in s.get('pipeline_cpu_runs_s', []))} |"
+                  f"{_seconds(s.get('pipeline_runs_s', []))} | {_seconds(s.get('pipeline_cpu_runs_s', []))} |"
                   for s, m in zip(r["scaling"], marginal_per_file(r["scaling"]))]
         lines += ["", "边际 = 本管道比上一规模多用的时间 ÷ 多出的文件数：随规模线性增长时不变，"
                   "与文件数无关的固定开销（启动、收尾）不计入；上面的偏差按每文件总耗时计，含固定开销。"
