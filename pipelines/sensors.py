@@ -34,16 +34,17 @@ def build_inbox_sensor(job, interval: int = 1) -> dg.SensorDefinition:
         if not owed:
             context.update_cursor(json.dumps({"seen": seen}))
             return dg.SkipReason(f"收件箱中没有就绪的新文件（等待稳定：{len(seen)} 个）")
-        # One batch run at a time: a run takes every pending file, so a new one
-        # is only needed once the active one has finished.
-        if context.instance.get_run_records(dg.RunsFilter(job_name=job.name, statuses=ACTIVE), limit=1):
-            context.update_cursor(json.dumps({"seen": seen, "owed": True}))
-            return dg.SkipReason(f"{len(waiting)} 个文件待处理，等待当前运行结束")
         if 0 < len(waiting) <= QUICK_FILES:
-            # The clerk's receipt should not wait for a run to start; the run
-            # then records these outcomes in Dagster and updates the exports.
+            # The clerk's receipt waits neither for a run to start nor for an active one to end (unless
+            # that run is checking files itself: the intake lock is busy, and these wait for a later
+            # tick); a run then records these outcomes in Dagster and updates the exports.
             for _ in intake.process_pending(paths, fazhi.registry(), load_indicators(), block=False):
                 pass
+        # One batch run at a time: a run takes every pending file and reports what the sensor
+        # checked before it, so a new one is only needed once the active one has finished.
+        if context.instance.get_run_records(dg.RunsFilter(job_name=job.name, statuses=ACTIVE), limit=1):
+            context.update_cursor(json.dumps({"seen": seen, "owed": True}))
+            return dg.SkipReason(f"等待当前运行结束后再启动运行（待处理文件 {len(intake.pending(paths))} 个）")
         context.update_cursor(json.dumps({"seen": seen}))
         return dg.RunRequest(tags={"fazhi/files": str(len(waiting))})
 

@@ -123,7 +123,7 @@ def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path
     assert (root / "exports" / "2024" / "海东市2024年法治政府建设示范创建评分.xlsx").exists()
 
 
-def test_while_a_run_is_active_files_wait_and_the_run_is_owed(tmp_path, instance):
+def test_while_a_run_is_active_a_few_files_get_receipts_at_once_and_the_run_is_owed(tmp_path, instance):
     root = tmp_path / "root"
     paths = archive.Paths(root).ensure()
     defs = make_definitions(FazhiSettings(root=str(root)))
@@ -133,9 +133,19 @@ def test_while_a_run_is_active_files_wait_and_the_run_is_owed(tmp_path, instance
     write_workbook(submission_sheets(seed=3), paths.inbox / "a.xlsx")
     (paths.inbox / "a.xlsx.done").write_text("")
     result, cursor = _tick(defs, instance, root)
-    # archived at once (marker), but neither processed nor run while the other run is active
-    assert not result.run_requests and not any(paths.inbox.iterdir()) and len(intake.pending(paths)) == 1
+    # archived (marker) and receipted at once, but no second run while the other is active
+    assert not result.run_requests and not any(paths.inbox.iterdir()) and not intake.pending(paths)
+    assert [o.status for o in intake.all_outcomes(paths)] == ["accepted"]
+    assert (root / intake.all_outcomes(paths)[0].receipt).exists() and json.loads(cursor)["owed"]
+    # While a run is checking files itself (it holds the intake lock), new files wait for it.
+    write_workbook(submission_sheets(seed=4), paths.inbox / "b.xlsx")
+    (paths.inbox / "b.xlsx.done").write_text("")
+    with intake._exclusive(paths):
+        result, cursor = _tick(defs, instance, root, cursor)
+    assert not result.run_requests and len(intake.pending(paths)) == 1 and len(intake.all_outcomes(paths)) == 1
     instance.handle_run_event(active.run_id, dg.DagsterEvent(
         event_type_value="PIPELINE_SUCCESS", job_name=PIPELINE_JOB, message="done"))
     result, cursor = _tick(defs, instance, root, cursor)
-    assert len(result.run_requests) == 1 and [o.status for o in intake.all_outcomes(paths)] == ["accepted"]
+    # the run now requested records both: the one receipted during the other run is still unreported
+    assert len(result.run_requests) == 1 and [o.status for o in intake.all_outcomes(paths)] == ["accepted"] * 2
+    assert [o.original_name for o in intake.unreported(paths)] == ["a.xlsx", "b.xlsx"]
