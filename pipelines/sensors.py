@@ -44,7 +44,7 @@ def build_inbox_sensor(job, interval: int = 1) -> dg.SensorDefinition:
         # checked before it, so a new one is only needed once the active one has finished.
         if context.instance.get_run_records(dg.RunsFilter(job_name=job.name, statuses=ACTIVE), limit=1):
             context.update_cursor(json.dumps({"seen": seen, "owed": True}))
-            return dg.SkipReason(f"等待当前运行结束后再启动运行（待处理文件 {len(intake.pending(paths))} 个）")
+            return dg.SkipReason(f"{len(waiting)} 个新文件，等待当前运行结束后再启动运行记录")
         context.update_cursor(json.dumps({"seen": seen}))
         return dg.RunRequest(tags={"fazhi/files": str(len(waiting))})
 
