@@ -1,5 +1,6 @@
 """The inbox sensor: cheap per tick, archives ready files, launches one batch run."""
 
+import importlib
 import json
 
 import dagster as dg
@@ -32,6 +33,9 @@ def build_inbox_sensor(job, interval: int = 1) -> dg.SensorDefinition:
         waiting = intake.pending(paths)
         owed = state.get("owed", False) or bool(waiting)  # outcomes Dagster has not yet been told of
         if not owed:
+            # An idle tick loads what checking a file needs (Great Expectations above all, some 3 s),
+            # once per code server: the first file dropped after start-up then does not wait for it.
+            importlib.import_module("assets.validation")
             context.update_cursor(json.dumps({"seen": seen}))
             return dg.SkipReason(f"收件箱中没有就绪的新文件（等待稳定：{len(seen)} 个）")
         if 0 < len(waiting) <= QUICK_FILES:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -10,6 +12,7 @@ import pytest
 
 from assets import archive, intake
 from assets.demo import submission_sheets, write_workbook
+from assets.registry import PROJECT_DIR
 from pipelines.definitions import PIPELINE_JOB, make_definitions
 from pipelines.resources import FazhiSettings
 
@@ -39,6 +42,25 @@ def test_definitions_load_and_sensor_runs_by_default(tmp_path):
     checks = list(repo.asset_checks_defs_by_key)
     assert [c.name for c in checks] == ["great_expectations"]
     assert next(iter(repo.asset_checks_defs_by_key[checks[0]].check_specs)).blocking
+
+
+def test_an_idle_tick_loads_great_expectations_which_loading_the_definitions_does_not(tmp_path):
+    """`fazhi process` loads the definitions and leaves Great Expectations to the workers; the code
+    server loads it on an idle tick, before the first file arrives (a fresh process, as each is)."""
+    code = ("import sys, dagster as dg\n"
+            "from pipelines.definitions import make_definitions\n"
+            "from pipelines.resources import FazhiSettings\n"
+            "defs = make_definitions(FazhiSettings(root=sys.argv[1]))\n"
+            "print('great_expectations' in sys.modules)\n"
+            "sensor = defs.get_repository_def().get_sensor_def('inbox_sensor')\n"
+            "with dg.instance_for_test() as instance:\n"
+            "    result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs,\n"
+            "        resources={'fazhi': FazhiSettings(root=sys.argv[1])}))\n"
+            "print(result.skip_message is not None, 'great_expectations' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "root")], cwd=PROJECT_DIR,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True"]
 
 
 def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path, instance):
