@@ -1,6 +1,7 @@
 """The real Dagster definitions on a temporary instance: sensor tick, batch run, partitions, checks."""
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from assets.demo import submission_sheets, write_workbook
 from assets.registry import PROJECT_DIR
 from pipelines.definitions import PIPELINE_JOB, make_definitions
 from pipelines.resources import FazhiSettings
+from pipelines.sensors import WATCH_SECONDS
 
 
 @pytest.fixture
@@ -44,9 +46,9 @@ def test_definitions_load_and_sensor_runs_by_default(tmp_path):
     assert next(iter(repo.asset_checks_defs_by_key[checks[0]].check_specs)).blocking
 
 
-def test_an_idle_tick_loads_great_expectations_which_loading_the_definitions_does_not(tmp_path):
+def test_a_tick_loads_great_expectations_which_loading_the_definitions_does_not(tmp_path):
     """`fazhi process` loads the definitions and leaves Great Expectations to the workers; the code
-    server loads it on an idle tick, before the first file arrives (a fresh process, as each is)."""
+    server loads it on its first tick, before the first file arrives (a fresh process, as each is)."""
     code = ("import sys, dagster as dg\n"
             "from pipelines.definitions import make_definitions\n"
             "from pipelines.resources import FazhiSettings\n"
@@ -61,6 +63,25 @@ def test_an_idle_tick_loads_great_expectations_which_loading_the_definitions_doe
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True", "True"]
+
+
+def test_a_tick_keeps_watching_the_inbox_and_receipts_a_file_dropped_during_it(tmp_path, instance):
+    """Dagster starts a sensor tick at most every 5 s; a tick watches the inbox for most of that."""
+    root = tmp_path / "root"
+    paths = archive.Paths(root).ensure()
+    defs = make_definitions(FazhiSettings(root=str(root)))
+    sheets = submission_sheets("630202", "乐都区", 2024, cases=5, seed=7)
+    importlib.import_module("assets.validation")  # as a code server's first tick did: the file lands while it watches
+    drop = threading.Timer(1.5, lambda: write_workbook(sheets, paths.inbox / "乐都区2024.xlsx"))
+    started = time.monotonic()
+    drop.start()
+    result, cursor = _tick(defs, instance, root)
+    drop.join()
+    assert time.monotonic() - started >= WATCH_SECONDS
+    assert [(o.original_name, o.status) for o in intake.all_outcomes(paths)] == [("乐都区2024.xlsx", "accepted")]
+    assert (root / intake.all_outcomes(paths)[0].receipt).exists()
+    assert len(result.run_requests) == 1 and result.run_requests[0].tags["fazhi/files"] == "1"
+    assert not any(paths.inbox.iterdir())
 
 
 def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path, instance):
