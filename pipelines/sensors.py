@@ -21,13 +21,13 @@ WATCH_SECONDS = 4.0
 LOOK_EVERY = 0.5
 
 
-def build_inbox_sensor(job, interval: int = 1, watch: float = WATCH_SECONDS) -> dg.SensorDefinition:
+def build_inbox_sensor(job, interval: int = 1) -> dg.SensorDefinition:
     @dg.sensor(
         name="inbox_sensor",
         job=job,
         minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Dagster 约每 5 秒运行一次本传感器，每次持续查看 inbox/ 约 4 秒（每 0.5 秒一次）："
+        description=f"Dagster 约每 5 秒运行一次本传感器，每次持续查看 inbox/ 约 {WATCH_SECONDS:g} 秒（每 {LOOK_EVERY:g} 秒一次）："
                     "文件大小和修改时间两次查看（间隔约1秒）都不变，或有同名 .done 标记，即归档并移出收件箱。"
                     "少量文件当即校验并出回执；随后启动一次批量运行，在 Dagster 中记录分区与校验结果并更新评分和导出。",
     )
@@ -38,7 +38,7 @@ def build_inbox_sensor(job, interval: int = 1, watch: float = WATCH_SECONDS) -> 
         paths = fazhi.paths
         state = json.loads(context.cursor) if context.cursor else {}
         seen, owed, taken, failures, new = state.get("seen", {}), state.get("owed", False), 0, set(), set()
-        end, waiting = time.monotonic() + watch, None
+        end, waiting = time.monotonic() + WATCH_SECONDS, None
         while True:
             got, seen, failed = archive.take_stable_files(paths, seen, limit=MAX_FILES_PER_TICK - taken)
             taken += len(got)

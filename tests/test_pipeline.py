@@ -75,7 +75,7 @@ def test_a_tick_keeps_watching_the_inbox_and_receipts_a_file_dropped_during_it(t
     drop = threading.Timer(1.5, lambda: write_workbook(sheets, paths.inbox / "乐都区2024.xlsx"))
     started = time.monotonic()
     drop.start()
-    result, cursor = _tick(defs, instance, root)
+    result, _ = _tick(defs, instance, root)
     drop.join()
     assert time.monotonic() - started >= WATCH_SECONDS
     assert [(o.original_name, o.status) for o in intake.all_outcomes(paths)] == [("乐都区2024.xlsx", "accepted")]
