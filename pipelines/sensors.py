@@ -37,18 +37,19 @@ def build_inbox_sensor(job, interval: int = 1) -> dg.SensorDefinition:
         importlib.import_module("assets.validation")
         paths = fazhi.paths
         state = json.loads(context.cursor) if context.cursor else {}
-        seen, owed, taken, failures, new = state.get("seen", {}), state.get("owed", False), 0, set(), set()
+        taken, failures, new = 0, set(), set()
         end, waiting = time.monotonic() + WATCH_SECONDS, None
         while True:
-            got, seen, failed = archive.take_stable_files(paths, seen, limit=MAX_FILES_PER_TICK - taken)
+            # A file is taken once two looks STABLE_GAP apart agree, both within this call: the looks of
+            # a tick are only LOOK_EVERY apart, and the last tick's last look may be as recent.
+            got, seen, failed = archive.take_stable_files(paths, {}, limit=MAX_FILES_PER_TICK - taken)
             taken += len(got)
             failures.update(failed)
             # Listing the records takes some 20 ms of CPU with 3,000 of them: only at the first look, and
             # when this look took files or the last one left some waiting.
             if waiting is None or waiting or got:
                 waiting = intake.pending(paths)
-            new.update(r.record_id for r in waiting)
-            owed = owed or bool(waiting)  # outcomes Dagster has not yet been told of
+            new.update(r.record_id for r in waiting)  # outcomes Dagster has not yet been told of
             if 0 < len(waiting) <= QUICK_FILES:
                 # The clerk's receipt waits neither for a run to start nor for an active one to end
                 # (unless that run is checking files itself: the intake lock is busy, and these wait
@@ -61,15 +62,15 @@ def build_inbox_sensor(job, interval: int = 1) -> dg.SensorDefinition:
             time.sleep(LOOK_EVERY)
         for f in sorted(failures):
             context.log.warning(f"暂未能归档，下次再试：{f}")
-        if not owed:
-            context.update_cursor(json.dumps({"seen": seen}))
+        if not (new or state.get("owed")):
+            context.update_cursor(json.dumps({}))
             return dg.SkipReason(f"收件箱中没有就绪的新文件（等待稳定：{len(seen)} 个）")
         # One batch run at a time: a run takes every pending file and reports what the sensor
         # checked before it, so a new one is only needed once the active one has finished.
         if context.instance.get_run_records(dg.RunsFilter(job_name=job.name, statuses=ACTIVE), limit=1):
-            context.update_cursor(json.dumps({"seen": seen, "owed": True}))
+            context.update_cursor(json.dumps({"owed": True}))
             return dg.SkipReason(f"{len(new)} 个新文件，等待当前运行结束后再启动运行记录")
-        context.update_cursor(json.dumps({"seen": seen}))
+        context.update_cursor(json.dumps({}))
         return dg.RunRequest(tags={"fazhi/files": str(len(new))})
 
     return inbox_sensor

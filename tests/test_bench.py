@@ -15,6 +15,8 @@ from assets.demo_set import write_inbox
 from assets.registry import PROJECT_DIR, Unit, load_registry
 
 FAZHI = str(Path(sys.executable).with_name("fazhi"))
+# One measured run, for report tables built from figures given here
+RUN = {"what": "m", "files": 301, "wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 10.0, "files_per_s": 1.0, "note": ""}
 
 
 def fazhi(*args: str) -> subprocess.CompletedProcess:
@@ -153,11 +155,10 @@ def test_ratio_to_the_floor_is_judged_from_3000_files():
     sys.path.insert(0, str(PROJECT_DIR))  # benchmarks/ is a project folder, as `fazhi bench` finds it
     from benchmarks.bench import markdown
 
-    run = {"what": "m", "files": 301, "wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 10.0, "files_per_s": 1.0, "note": ""}
 
     def table(ratio_at_3000: float) -> str:
         sizes = [(300, 3.2), (1000, 2.4), (3000, ratio_at_3000)]
-        return markdown({"units": 300, "cases": 10, "date": "d", "machine": "m", "runs": [run] * 3,
+        return markdown({"units": 300, "cases": 10, "date": "d", "machine": "m", "runs": [RUN] * 3,
                          "pipeline_vs_floor": 3.2, "naive_vs_pipeline": 30.0, "peak_rss_mb": 1000.0,
                          "scaling": [{"units": n, "pipeline_vs_floor": q, "floor_s_per_file": 0.01,
                                       "pipeline_s_per_file": 0.01 * q, "peak_rss_mb": 1000.0} for n, q in sizes]})
@@ -182,8 +183,7 @@ def test_marginal_time_per_file_is_listed_and_the_spread_still_counts_the_fixed_
     quadratic = [dict(p, pipeline_s_per_file=1e-5 * p["files"]) for p in points]
     assert marginal_per_file(quadratic)[2] > 1.5 * marginal_per_file(quadratic)[1]
 
-    run = {"what": "m", "files": 301, "wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 10.0, "files_per_s": 1.0, "note": ""}
-    table = markdown({"units": 300, "cases": 10, "date": "d", "machine": "m", "runs": [run] * 3, "pipeline_vs_floor": 3.2,
+    table = markdown({"units": 300, "cases": 10, "date": "d", "machine": "m", "runs": [RUN] * 3, "pipeline_vs_floor": 3.2,
                       "naive_vs_pipeline": 30.0, "peak_rss_mb": 1000.0, "scaling": points})
     assert "| 300 | 15.0 | 56.6 | — |" in table and "| 1000 | 15.0 | 38.0 | 30.0 |" in table
     assert "| 3000 | 15.0 | 32.7 | 30.0 |" in table
@@ -202,8 +202,7 @@ def test_drop_latency_says_where_each_drop_went_and_the_report_lists_it(tmp_path
         assert 0 < d["archived_s"] < d["receipt_s"] < d["recorded_s"]
         assert d["run_launch_s"] > 0 and d["run_s"] > 0
         assert {"intake_batch", "year_results", "exports"} <= set(d["steps_s"])
-    run = {"what": "m", "files": 5, "wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 10.0, "files_per_s": 1.0, "note": ""}
-    table = markdown({"units": 4, "cases": 5, "date": "d", "machine": "m", "runs": [run] * 3, "pipeline_vs_floor": 2.0,
+    table = markdown({"units": 4, "cases": 5, "date": "d", "machine": "m", "runs": [RUN] * 3, "pipeline_vs_floor": 2.0,
                       "naive_vs_pipeline": 30.0, "peak_rss_mb": 100.0, "latency_parts": parts,
                       "latency_s": [d["receipt_s"] for d in parts]})
     assert "| 文件 | 传感器取走 s | 回执 s | Dagster 记录其分区 s | 该运行排队与启动 s | 该运行本身 s |" in table

@@ -84,6 +84,34 @@ def test_a_tick_keeps_watching_the_inbox_and_receipts_a_file_dropped_during_it(t
     assert not any(paths.inbox.iterdir())
 
 
+def test_a_file_that_changes_more_often_than_the_stable_gap_stays_in_the_inbox(tmp_path, instance):
+    """A tick looks every LOOK_EVERY (0.5 s); a file still written to every 0.8 s must not pass as
+    unchanged between two of those looks: it is taken only when two looks STABLE_GAP (1 s) apart agree."""
+    root = tmp_path / "root"
+    paths = archive.Paths(root).ensure()
+    defs = make_definitions(FazhiSettings(root=str(root)))
+    importlib.import_module("assets.validation")
+    slow = paths.inbox / "慢慢复制.xlsx"
+    stop = threading.Event()
+
+    def write_now_and_then():
+        with open(slow, "ab") as fh:
+            while not stop.is_set():
+                fh.write(b"x" * 100)
+                fh.flush()
+                stop.wait(0.8)
+
+    writer = threading.Thread(target=write_now_and_then)
+    writer.start()
+    try:
+        for _ in range(2):
+            _tick(defs, instance, root)
+    finally:
+        stop.set()
+        writer.join()
+    assert slow.exists() and not intake.pending(paths) and not intake.all_outcomes(paths)
+
+
 def test_sensor_waits_for_stable_files_then_one_run_processes_the_batch(tmp_path, instance):
     root = tmp_path / "root"
     paths = archive.Paths(root).ensure()
